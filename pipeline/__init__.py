@@ -1,0 +1,3 @@
+"""medpipe: reproducible pipeline for medical image classification."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,72 @@
+"""Deterministic image decoding and preprocessing with OpenCV (no randomness here).
+
+decode(): bytes/file -> uint8 HxWxC (C = 1 or 3, RGB order), 16-bit scaled to 8-bit.
+preprocess(): decode + resize to the model's input size. Random augmentation lives in
+pipeline/augment.py (offline, balance stage) and in the model (Keras layers), never here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+class DecodeError(ValueError):
+    """The bytes are not a decodable image."""
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    if img.dtype == np.uint8:
+        return img
+    if img.dtype == np.uint16:
+        return (img >> 8).astype(np.uint8) if img.max() > 255 else img.astype(np.uint8)
+    img = img.astype(np.float32)
+    lo, hi = float(img.min()), float(img.max())
+    return np.zeros(img.shape, np.uint8) if hi <= lo else ((img - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+
+
+def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
+    """OpenCV's BGR/BGRA/gray -> RGB (channels=3) or gray (channels=1), always HxWxC."""
+    if img.ndim == 2:
+        img = img[:, :, None]
+    c = img.shape[2]
+    if channels == 1:
+        if c == 1:
+            return img
+        code = cv2.COLOR_BGRA2GRAY if c == 4 else cv2.COLOR_BGR2GRAY
+        return cv2.cvtColor(img, code)[:, :, None]
+    if c == 1:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if c == 4 else cv2.COLOR_BGR2RGB)
+
+
+def decode_raw(data: bytes | np.ndarray) -> np.ndarray:
+    """Decode with every channel and the native bit depth kept (for validation)."""
+    buf = np.frombuffer(data, np.uint8) if isinstance(data, bytes | bytearray | memoryview) else data
+    if buf.size == 0:
+        raise DecodeError("empty file")
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise DecodeError("not a decodable image")
+    return img
+
+
+def decode(data: bytes | np.ndarray, channels: int = 3) -> np.ndarray:
+    return to_channels(to_uint8(decode_raw(data)), channels)
+
+
+def read(path: str | Path, channels: int = 3) -> np.ndarray:
+    return decode(Path(path).read_bytes(), channels)
+
+
+def preprocess(path: str | Path, size: int, channels: int = 3) -> np.ndarray:
+    """Decode and resize to size x size (INTER_AREA when shrinking). uint8 HxWxC."""
+    img = read(path, channels)
+    if img.shape[0] != size or img.shape[1] != size:
+        interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
+        img = cv2.resize(img, (size, size), interpolation=interp)
+        if img.ndim == 2:
+            img = img[:, :, None]
+    return img

@@ -1,0 +1,40 @@
+"""Shared fixtures. Tests that need ../shared skip when it is absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED = PROJECT_ROOT.parent / "shared"
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip("../shared is not present on this machine")
+    return SHARED
+
+
+@pytest.fixture
+def samples_dir(shared_dir: Path) -> Path:
+    path = shared_dir / "samples"
+    if not path.is_dir():
+        pytest.skip("../shared/samples is not present on this machine")
+    return path
+
+
+@pytest.fixture
+def medmnist_dir(shared_dir: Path) -> Path:
+    path = shared_dir / "datasets" / "medmnist"
+    if not path.is_dir():
+        pytest.skip("../shared/datasets/medmnist is not present on this machine")
+    return path
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in an empty project root: manifest paths are relative to the working directory."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
