@@ -1,0 +1,55 @@
+"""The `medpipe` CLI: one-line errors, exit codes, and no partial outputs."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from pipeline import cli
+
+PROJECT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+def test_params_typo_is_one_line_and_exit_2(tmp_path, capsys):
+    params = tmp_path / "params.yaml"
+    params.write_text("train:\n  epoch: 3\n")
+    code = cli.main(["stage", "split", "--params", str(params), "-o", f"splits={tmp_path / 's'}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == "medpipe: error: params: unknown key 'train.epoch'; did you mean 'epochs'?\n"
+
+
+def test_malformed_io_flag(capsys):
+    code = cli.main(["stage", "split", "--params", str(PROJECT_PARAMS), "-i", "nokey"])
+    assert code == 2
+    assert "-i expects key=path, got 'nokey'" in capsys.readouterr().err
+
+
+def test_unknown_stage_is_rejected_by_argparse():
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["stage", "fit"])
+    assert exc.value.code == 2
+
+
+def test_failing_stage_leaves_no_partial_outputs(tmp_path, monkeypatch):
+    """Outputs created by a failing stage are removed; outputs that existed before are kept."""
+    created = tmp_path / "new_out"
+    kept = tmp_path / "persisted"
+    kept.mkdir()
+    (kept / "old.txt").write_text("from an earlier good run")
+
+    def run(cfg, inputs, outputs):
+        outputs["new"].mkdir()
+        (outputs["new"] / "half.csv").write_text("partial")
+        raise RuntimeError("boom")
+
+    fake = types.ModuleType("pipeline.stages.split")
+    fake.run = run
+    monkeypatch.setitem(sys.modules, "pipeline.stages.split", fake)
+    with pytest.raises(RuntimeError, match="boom"):
+        cli.run_stage("split", PROJECT_PARAMS, {}, {"new": created, "kept": kept})
+    assert not created.exists()
+    assert (kept / "old.txt").read_text() == "from an earlier good run"

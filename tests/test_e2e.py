@@ -1,0 +1,132 @@
+"""End to end: `dvc repro` in a temporary copy of the project on a tiny config.
+
+Checks the spine's promises: the whole graph runs from raw images to a registered model, a
+second `dvc repro` is a no-op, a train param reruns only train -> evaluate -> register, and
+`dvc metrics show` / the registry / lineage answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {
+    "data": {"sample": {"patients": 12, "patches_per_patient": 40, "seed": 3}},
+    "split": {"val_fraction": 0.2, "test_fraction": 0.25},
+    "train": {"epochs": 2, "batch_size": 32},
+    "evaluate": {"bootstrap": 20},
+    "registry": {"model_name": "e2e-idc"},
+}
+
+pytestmark = pytest.mark.slow
+
+
+def _merge(base: dict, over: dict) -> dict:
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def _run(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+def _ran(output: str) -> list[str]:
+    return re.findall(r"Running stage '([\w-]+)'", output)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> tuple[Path, dict]:
+    work = tmp_path_factory.mktemp("e2e") / "proj"
+    work.mkdir()
+    for name in ("pipeline", "flows", "dvc.yaml", "pyproject.toml"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, work / name)
+    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (work / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/checkpoints/\n/gx/\n/lineage.db\n")
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "ci"
+    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "ci@example.invalid"
+    _run(["git", "init", "-q"], work, env)
+    _run([sys.executable, "-m", "dvc", "init", "-q"], work, env)
+    _run(["git", "add", "-A"], work, env)
+    _run(["git", "commit", "-qm", "e2e"], work, env)
+    return work, env
+
+
+def test_first_repro_builds_everything(project):
+    work, env = project
+    proc = _run([sys.executable, "-m", "dvc", "repro"], work, env)
+    ran = _ran(proc.stdout)
+    assert ran == ["ingest", "regroup", "validate", "split", "balance", "train", "evaluate", "register"]
+    metrics = json.loads((work / "reports/metrics.json").read_text())
+    for key in ("accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "roc_auc", "pr_auc"):
+        assert key in metrics
+    assert 0.0 <= metrics["roc_auc"] <= 1.0
+    assert (work / "models/model.keras").is_file()
+    assert json.loads((work / "models/label_map.json").read_text())["classes"]
+    html = (work / "reports/report.html").read_text()
+    assert "data:image/png;base64," in html
+    record = json.loads((work / "reports/registered.json").read_text())
+    assert record["model_name"] == "e2e-idc" and int(record["version"]) == 1
+
+
+def test_second_repro_is_a_noop(project):
+    work, env = project
+    proc = _run([sys.executable, "-m", "dvc", "repro"], work, env)
+    assert _ran(proc.stdout) == []
+    assert "up to date" in proc.stdout
+
+
+def test_patients_never_cross_splits(project):
+    work, _ = project
+    import pandas as pd
+
+    patients = {
+        s: set(pd.read_csv(work / f"data/splits/{s}.csv")["patient_id"].astype(str))
+        for s in ("train", "val", "test")
+    }
+    assert not patients["train"] & patients["val"]
+    assert not patients["train"] & patients["test"]
+    assert not patients["val"] & patients["test"]
+
+
+def test_train_param_reruns_only_downstream(project):
+    work, env = project
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["train"]["epochs"] = 3
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = _run([sys.executable, "-m", "dvc", "repro"], work, env)
+    assert _ran(proc.stdout) == ["train", "evaluate", "register"]
+
+
+def test_metrics_registry_and_lineage_answer(project):
+    work, env = project
+    shown = _run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], work, env)
+    assert "roc_auc" in shown.stdout
+    lineage = _run(["medpipe", "lineage", "model", "e2e-idc@challenger", "--json"], work, env)
+    info = json.loads(lineage.stdout)
+    text = json.dumps(info)
+    assert "roc_auc" in text
+    raw_md5 = yaml.safe_load((work / "dvc.lock").read_text())["stages"]["ingest"]["outs"][0]["md5"]
+    assert raw_md5 in text
