@@ -37,6 +37,8 @@ class DataConfig:
     sample: SampleConfig = field(default_factory=SampleConfig)
     s3_endpoint_url: str | None = None
     s3_workers: int = 8
+    max_archive_bytes: int = 64 * 2**30  # archive sources: refuse to unpack more than this
+    max_archive_members: int = 2_000_000
     # format-specific knobs
     magnifications: tuple[int, ...] = (40, 100, 200, 400)  # breakhis
     classes: Literal["binary", "three"] = "binary"  # chest_xray
@@ -91,7 +93,9 @@ class TrainAugmentConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: Literal["baseline_cnn", "small_resnet", "densenet201", "mobilenetv2", "efficientnetb0"] = "baseline_cnn"
+    model: Literal["baseline_cnn", "small_resnet", "densenet201", "mobilenetv2", "efficientnetb0"] = (
+        "baseline_cnn"
+    )
     weights: str = "none"  # imagenet | none | path to .weights.h5
     epochs: int = 8
     batch_size: int = 16
@@ -104,6 +108,7 @@ class TrainConfig:
     reduce_lr_patience: int = 2
     reduce_lr_factor: float = 0.5
     seed: int = 1234
+    cache_mb: int = 1024  # decoded uint8 images kept in RAM when train+val fit; else streamed
     augment: TrainAugmentConfig = field(default_factory=TrainAugmentConfig)
 
 

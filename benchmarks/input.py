@@ -1,0 +1,111 @@
+"""Input-pipeline benchmark (not a test): training img/s of the streaming PyDataset vs in-memory arrays.
+
+    uv run python benchmarks/input.py [--n 3000] [--size 50] [--epochs 3]
+
+Generates N synthetic PNGs, trains baseline_cnn with each input variant for a few epochs and
+reports the steady-state training throughput (first epoch, with graph tracing, left out).
+Goal: streaming >= 0.9x in-memory. Writes benchmarks/out/input.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+import pandas as pd
+
+from pipeline.config import TrainConfig
+from pipeline.models import build_model
+from pipeline.training.data import EpochShuffle, ManifestDataset
+from pipeline.training.fit import EpochLog, compile_model
+from pipeline.training.runtime import configure
+
+log = logging.getLogger("benchmarks.input")
+OUT = Path(__file__).resolve().parent / "out" / "input.json"
+
+
+def make_pngs(root: Path, n: int, size: int) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        label = int(rng.integers(0, 2))
+        img = cv2.GaussianBlur(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), (5, 5), 0)
+        img[:, : size // 2, label] = np.clip(img[:, : size // 2, label].astype(int) + 60, 0, 255)
+        path = root / f"{i:05d}.png"
+        cv2.imwrite(str(path), img)
+        rows.append({"path": str(path), "label": label})
+    return pd.DataFrame(rows)
+
+
+def train_rate(x, y=None, epochs: int = 3, batch_size: int = 32, size: int = 50, n: int = 0) -> float:
+    configure(0)
+    model = build_model(TrainConfig(model="baseline_cnn"), (size, size, 3), 2)
+    compile_model(model, 1e-3, "crossentropy")
+    timer = EpochLog(n_images=n)
+    callbacks = [timer] + ([EpochShuffle(x)] if isinstance(x, ManifestDataset) else [])
+    kwargs = {} if y is None else {"batch_size": batch_size, "shuffle": True}
+    model.fit(x, y, epochs=epochs, callbacks=callbacks, verbose=0, **kwargs)
+    return timer.images_per_second()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=3000)
+    parser.add_argument("--size", type=int, default=50)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    n, size, bs = args.n, args.size, args.batch_size
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        df = make_pngs(Path(tmp), n, size)
+        log.info("wrote %d PNGs in %.1fs", n, time.perf_counter() - t0)
+        common = dict(image_size=size, channels=3, batch_size=bs, shuffle=True, seed=0)
+        cached = ManifestDataset.from_manifest(df, 2, cache_bytes=1 << 30, **common)
+        x, y = cached.cache, keras.utils.to_categorical(df["label"].to_numpy(), 2)
+        results = {"in-memory uint8 arrays": train_rate(x, y, args.epochs, bs, size, n)}
+        results["PyDataset, RAM cache"] = train_rate(cached, epochs=args.epochs, size=size, n=n)
+        for workers, mp in ((1, False), (2, False), (4, False), (2, True)):
+            ds = ManifestDataset.from_manifest(df, 2, cache_bytes=0, workers=workers, **common)
+            ds._use_multiprocessing = mp  # benchmark-only switch; the pipeline uses threads
+            name = f"PyDataset, streaming, {workers} {'process' if mp else 'thread'}(s)"
+            results[name] = train_rate(ds, epochs=args.epochs, size=size, n=n)
+    base = results["in-memory uint8 arrays"]
+    print(
+        f"\nbaseline_cnn {size}px, {n} PNGs, batch {bs}, {os.cpu_count()} CPU cores, keras {keras.__version__}"
+    )
+    print(f"{'input':45s} {'img/s':>8s} {'vs in-memory':>13s}")
+    for name, rate in results.items():
+        print(f"{name:45s} {rate:8.0f} {rate / base:12.2f}x")
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(
+        json.dumps(
+            {
+                "model": "baseline_cnn",
+                "image_size": size,
+                "n_images": n,
+                "batch_size": bs,
+                "epochs": args.epochs,
+                "cpu_cores": os.cpu_count(),
+                "backend": keras.backend.backend(),
+                "images_per_second": {k: round(v, 1) for k, v in results.items()},
+                "ratio_vs_in_memory": {k: round(v / base, 3) for k, v in results.items()},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()

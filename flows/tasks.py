@@ -1,0 +1,103 @@
+"""Prefect tasks of the nightly retrain: each one is a `dvc` command (see dvc_runner).
+
+Only the network-bound tasks (sync-data, dvc-push) retry, with exponential backoff; every task
+has a timeout. The `train` task carries the tag `gpu`: `prefect concurrency-limit create gpu 1`
+makes at most one training run at a time on this Prefect server.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.runtime import flow_run
+from prefect.tasks import exponential_backoff
+
+from flows.dvc_runner import StageFailed, default_remote, run_dvc
+
+NETWORK_RETRIES = 3
+SYNC_TIMEOUT_S = 2 * 3600
+STAGE_TIMEOUT_S = 2 * 3600
+TRAIN_TIMEOUT_S = 8 * 3600
+REGISTER_TIMEOUT_S = 1800
+PUSH_TIMEOUT_S = 2 * 3600
+REGISTERED = "reports/registered.json"
+METRICS = "reports/metrics.json"
+
+
+def _run(args: list[str], project_dir: str, timeout_s: float):
+    return run_dvc(args, Path(project_dir), timeout_s, get_run_logger(), flow_run.id)
+
+
+@task(
+    name="sync-data",
+    retries=NETWORK_RETRIES,
+    retry_delay_seconds=exponential_backoff(backoff_factor=30),
+    retry_jitter_factor=0.5,
+    timeout_seconds=SYNC_TIMEOUT_S,
+    tags=["network"],
+)
+def sync_data(project_dir: str) -> dict:
+    """`dvc pull` when a default remote is configured, then re-sync the source: `dvc repro -f -s ingest`."""
+    remote = default_remote(Path(project_dir))
+    if remote:
+        _run(["pull", "--allow-missing"], project_dir, SYNC_TIMEOUT_S)
+    else:
+        get_run_logger().info("no default DVC remote configured: skipping dvc pull")
+    result = _run(["repro", "--force", "--single-item", "ingest"], project_dir, SYNC_TIMEOUT_S)
+    return {"pulled_from": remote, "ran": result.ran}
+
+
+@task(name="dvc-repro", task_run_name="repro-{stage}", timeout_seconds=STAGE_TIMEOUT_S)
+def repro_stage(project_dir: str, stage: str) -> list[str]:
+    """`dvc repro <stage>`: reruns it (and anything upstream) only when its deps or params changed."""
+    return _run(["repro", stage], project_dir, STAGE_TIMEOUT_S).ran
+
+
+@task(name="train", tags=["gpu"], timeout_seconds=TRAIN_TIMEOUT_S)
+def train_model(project_dir: str) -> list[str]:
+    """`dvc repro train`, tagged `gpu` so a tag concurrency limit routes it to one slot at a time."""
+    return _run(["repro", "train"], project_dir, TRAIN_TIMEOUT_S).ran
+
+
+@task(name="gate-and-register", timeout_seconds=REGISTER_TIMEOUT_S)
+def register_model(project_dir: str) -> dict:
+    """`dvc repro register` (MLflow version + champion gate); returns reports/registered.json + whether it ran."""
+    ran = _run(["repro", "register"], project_dir, REGISTER_TIMEOUT_S).ran
+    return {
+        "ran": "register" in ran,
+        "stages_run": ran,
+        "record": read_json(Path(project_dir) / REGISTERED, "register"),
+    }
+
+
+@task(
+    name="dvc-push",
+    retries=NETWORK_RETRIES,
+    retry_delay_seconds=exponential_backoff(backoff_factor=30),
+    retry_jitter_factor=0.5,
+    timeout_seconds=PUSH_TIMEOUT_S,
+    tags=["network"],
+)
+def push_outputs(project_dir: str) -> str | None:
+    """`dvc push` to the default remote (skipped when none is configured); returns the remote name."""
+    remote = default_remote(Path(project_dir))
+    if not remote:
+        get_run_logger().info("no default DVC remote configured: skipping dvc push")
+        return None
+    _run(["push"], project_dir, PUSH_TIMEOUT_S)
+    return remote
+
+
+def read_json(path: Path, stage: str) -> dict:
+    """A stage's JSON output, or StageFailed naming the stage that should have written it."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise StageFailed(f"{path} is missing; the {stage} stage should have written it") from None
+    except ValueError as exc:
+        raise StageFailed(f"{path} is not valid JSON ({exc}); rerun `dvc repro -f {stage}`") from None
+    if not isinstance(data, dict):
+        raise StageFailed(f"{path} must hold a JSON object; rerun `dvc repro -f {stage}`")
+    return data

@@ -1,0 +1,61 @@
+"""The most confident errors: thumbnails of misclassified test images, most confident first."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from pipeline import images
+from pipeline.evaluation.figures import plt, to_base64
+from pipeline.evaluation.metrics import predict_labels
+
+log = logging.getLogger(__name__)
+N_ERRORS = 12
+COLUMNS = 6
+
+
+def confident_errors(
+    test_df: pd.DataFrame,
+    y: np.ndarray,
+    proba: np.ndarray,
+    classes: list[str],
+    positive: int | None,
+    threshold: float | None,
+    limit: int = N_ERRORS,
+) -> pd.DataFrame:
+    """Misclassified rows sorted by the probability given to the (wrong) predicted class."""
+    y_pred = predict_labels(proba, positive, threshold)
+    wrong = np.flatnonzero(y_pred != y)
+    confidence = proba[wrong, y_pred[wrong]]
+    order = wrong[np.argsort(-confidence, kind="stable")][:limit]
+    names = np.asarray(classes, dtype=object)
+    return pd.DataFrame(
+        {
+            "path": test_df["path"].to_numpy()[order],
+            "patient_id": test_df["patient_id"].to_numpy()[order],
+            "true": names[y[order]],
+            "predicted": names[y_pred[order]],
+            "probability": proba[order, y_pred[order]],
+        }
+    )
+
+
+def errors_figure(errors: pd.DataFrame, channels: int) -> str | None:
+    """A grid of thumbnails titled true/pred/prob; None when there are no errors."""
+    if errors.empty:
+        return None
+    rows = int(np.ceil(len(errors) / COLUMNS))
+    fig, axes = plt.subplots(rows, COLUMNS, figsize=(COLUMNS * 1.9, rows * 2.2), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, err in zip(axes.ravel(), errors.itertuples(), strict=False):
+        try:
+            img = images.read(err.path, channels)
+        except (OSError, images.DecodeError) as exc:
+            log.warning("confident errors: cannot read %s (%s)", err.path, exc)
+            continue
+        ax.imshow(img[:, :, 0] if img.shape[2] == 1 else img, cmap="gray" if img.shape[2] == 1 else None)
+        ax.set_title(f"true {err.true}\npred {err.predicted} p={err.probability:.2f}", fontsize=7)
+    return to_base64(fig)

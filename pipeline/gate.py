@@ -1,0 +1,60 @@
+"""Champion gate: should a freshly registered challenger replace the champion?
+
+Both metric dicts must come from the SAME frozen test manifest (the register stage re-scores the
+champion when its recorded test manifest differs). Promote when there is no champion, or when
+the gate metric improves by at least gate.min_delta and no guard metric drops by more than
+gate.max_drop. A missing or non-finite metric never promotes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from pipeline.config import GateConfig
+from pipeline.errors import ConfigError
+
+_EPS = 1e-12  # float noise: an improvement of exactly min_delta counts
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str
+    deltas: dict[str, float] = field(default_factory=dict)  # challenger - champion per compared metric
+
+
+def _value(metrics: dict, name: str) -> float:
+    value = metrics.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    return float(value)
+
+
+def decide(challenger: dict, champion: dict | None, cfg: GateConfig) -> Decision:
+    """Compare challenger with champion metrics under the gate config."""
+    if cfg.metric not in challenger:
+        known = ", ".join(sorted(k for k, v in challenger.items() if isinstance(v, int | float)))
+        raise ConfigError(f"params: gate.metric '{cfg.metric}' is not in the metrics; choose one of: {known}")
+    if champion is None:
+        return Decision(True, "no champion yet")
+    names = [cfg.metric, *[g for g in cfg.guard_metrics if g != cfg.metric]]
+    deltas = {n: _value(challenger, n) - _value(champion, n) for n in names}
+    gate_delta = deltas[cfg.metric]
+    if math.isnan(gate_delta):
+        return Decision(False, f"{cfg.metric} is missing or not finite for challenger or champion", deltas)
+    if gate_delta + _EPS < cfg.min_delta:
+        return Decision(
+            False, f"{cfg.metric} changed by {gate_delta:+.4f}, needs at least {cfg.min_delta:+.4f}", deltas
+        )
+    for guard in names[1:]:
+        delta = deltas[guard]
+        if math.isnan(delta):
+            return Decision(False, f"guard metric {guard} is missing or not finite", deltas)
+        if -delta > cfg.max_drop + _EPS:
+            return Decision(
+                False, f"guard metric {guard} dropped by {-delta:.4f} > max_drop {cfg.max_drop:.4f}", deltas
+            )
+    return Decision(
+        True, f"{cfg.metric} improved by {gate_delta:+.4f}; guard metrics within max_drop", deltas
+    )

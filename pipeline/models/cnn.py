@@ -1,0 +1,49 @@
+"""From-scratch CNNs for small images: the TB document's tuned baseline and a small ResNet.
+
+Both take the backbone input already rescaled to [0, 1] and return pooled features;
+`pipeline.models.build_model` adds input, augmentation, rescaling and the softmax head.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+
+def baseline_cnn_features(x):
+    """3 conv blocks (Conv2D + ReLU + MaxPool; 32/64/128 filters) then global average pooling."""
+    for i, filters in enumerate((32, 64, 128), start=1):
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{i}_conv")(x)
+        x = layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
+    return layers.GlobalAveragePooling2D(name="gap")(x)
+
+
+def _residual_block(x, filters: int, stride: int, name: str):
+    shortcut = x
+    y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv1")(x)
+    y = layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = layers.ReLU(name=f"{name}_relu1")(y)
+    y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(y)
+    y = layers.BatchNormalization(name=f"{name}_bn2")(y)
+    if stride != 1 or shortcut.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj")(x)
+        shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+    y = layers.Add(name=f"{name}_add")([shortcut, y])
+    return layers.ReLU(name=f"{name}_out")(y)
+
+
+def small_resnet_features(x, widths: tuple[int, ...] = (32, 64, 128), blocks_per_stage: int = 2):
+    """ResNet-style CNN for 28-64 px inputs: BN stem, 3 stages of basic blocks, GAP."""
+    x = layers.Conv2D(widths[0], 3, padding="same", use_bias=False, name="stem_conv")(x)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.ReLU(name="stem_relu")(x)
+    for s, filters in enumerate(widths, start=1):
+        for b in range(blocks_per_stage):
+            stride = 2 if (s > 1 and b == 0) else 1
+            x = _residual_block(x, filters, stride, name=f"stage{s}_block{b + 1}")
+    return layers.GlobalAveragePooling2D(name="gap")(x)
+
+
+def rescale_unit() -> keras.layers.Layer:
+    """uint8-range input -> [0, 1]."""
+    return layers.Rescaling(1.0 / 255, name="rescale")

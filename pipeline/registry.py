@@ -1,0 +1,172 @@
+"""MLflow model registry access: tracking set-up, runs, versions, aliases and alias history.
+
+A version is created only after every artifact of its run is stored, so a failed upload
+leaves a FAILED run and no half-registered version. Every alias change is appended to the
+registered model's tags as `history.<UTC time>.<alias>` = JSON {time, alias, previous, new,
+reason}, so the production history lives in the registry itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, Run
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from pipeline.config import RegistryConfig
+from pipeline.errors import ConfigError, MedpipeError
+from pipeline.registry_tags import redact
+
+log = logging.getLogger(__name__)
+MODEL_ARTIFACT_DIR = "model"
+HISTORY_PREFIX = "history."
+_BATCH = 100  # MLflow's limit of params per log_batch call
+
+
+def tracking_uri(cfg: RegistryConfig) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri
+
+
+def connect(cfg: RegistryConfig) -> MlflowClient:
+    uri = tracking_uri(cfg)
+    mlflow.set_tracking_uri(uri)
+    log.info("MLflow tracking at %s", redact(uri))
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def experiment_id(client: MlflowClient, cfg: RegistryConfig) -> str:
+    """Get or create cfg.experiment; its artifact location must match registry.artifact_uri."""
+    exp = client.get_experiment_by_name(cfg.experiment)
+    if exp is None:
+        return client.create_experiment(cfg.experiment, artifact_location=cfg.artifact_uri or None)
+    if cfg.artifact_uri and exp.artifact_location.rstrip("/") != cfg.artifact_uri.rstrip("/"):
+        raise ConfigError(
+            f"params: MLflow experiment '{cfg.experiment}' stores artifacts at "
+            f"{redact(exp.artifact_location)}, not registry.artifact_uri {redact(cfg.artifact_uri)}; "
+            "use a new registry.experiment name for the new location"
+        )
+    return exp.experiment_id
+
+
+def log_run(
+    client: MlflowClient,
+    exp_id: str,
+    params: dict[str, str],
+    metrics: dict[str, float],
+    artifacts: list[tuple[str, Path]],
+    json_artifacts: dict[str, dict],
+) -> Run:
+    """One FINISHED run holding params, metrics, JSON documents and files ([(artifact dir, file)])."""
+    run = client.create_run(exp_id)
+    run_id = run.info.run_id
+    try:
+        items = list(params.items())
+        for start in range(0, len(items), _BATCH):
+            client.log_batch(run_id, params=[Param(k, v) for k, v in items[start : start + _BATCH]])
+        stamp = int(datetime.now(UTC).timestamp() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, v, stamp, 0) for k, v in metrics.items()])
+        for name, obj in json_artifacts.items():
+            client.log_dict(run_id, obj, name)
+        for dest, local in artifacts:
+            client.log_artifact(run_id, str(local), dest)
+    except Exception as exc:
+        client.set_terminated(run_id, "FAILED")
+        first = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        raise MedpipeError(
+            f"could not store run artifacts at {redact(run.info.artifact_uri)} ({first}); "
+            "check registry.artifact_uri, MLFLOW_S3_ENDPOINT_URL and the storage credentials"
+        ) from exc
+    client.set_terminated(run_id, "FINISHED")
+    return client.get_run(run_id)
+
+
+def create_version(client: MlflowClient, name: str, run: Run, tags: dict[str, str]) -> ModelVersion:
+    """Register the run's model/ artifacts as a new version of name, with tags."""
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    source = f"{run.info.artifact_uri}/{MODEL_ARTIFACT_DIR}"
+    return client.create_model_version(name, source, run_id=run.info.run_id, tags=tags)
+
+
+def alias_holder(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def set_alias(client: MlflowClient, name: str, alias: str, version: str, reason: str) -> dict:
+    """Move alias to version and append the change to the model's history tags."""
+    previous = alias_holder(client, name, alias)
+    client.set_registered_model_alias(name, alias, version)
+    now = datetime.now(UTC)
+    entry = {
+        "time": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "alias": alias,
+        "previous": str(previous.version) if previous else None,
+        "new": str(version),
+        "reason": reason,
+    }
+    key = f"{HISTORY_PREFIX}{now.strftime('%Y%m%dT%H%M%S.%fZ')}.{alias}"
+    client.set_registered_model_tag(name, key, json.dumps(entry))
+    log.info("%s@%s: v%s -> v%s (%s)", name, alias, entry["previous"], version, reason)
+    return entry
+
+
+def history(client: MlflowClient, name: str) -> list[dict]:
+    """Alias changes of a registered model, oldest first."""
+    model = registered_model(client, name)
+    keys = sorted(k for k in model.tags if k.startswith(HISTORY_PREFIX))
+    return [json.loads(model.tags[k]) for k in keys]
+
+
+def registered_model(client: MlflowClient, name: str):
+    try:
+        return client.get_registered_model(name)
+    except MlflowException as exc:
+        raise MedpipeError(
+            f"no registered model named '{name}' at {redact(mlflow.get_tracking_uri())}; "
+            "check the name or MLFLOW_TRACKING_URI"
+        ) from exc
+
+
+def resolve(client: MlflowClient, ref: str) -> ModelVersion:
+    """'name@alias' or 'name@version' -> ModelVersion (MedpipeError when unknown)."""
+    name, sep, which = ref.rpartition("@")
+    if not sep or not name or not which:
+        raise MedpipeError(
+            f"model reference {ref!r} must look like <name>@<alias|version>, e.g. medpipe-idc@champion"
+        )
+    model = registered_model(client, name)
+    if which.isdigit():
+        try:
+            return client.get_model_version(name, which)
+        except MlflowException as exc:
+            raise MedpipeError(f"model '{name}' has no version {which}") from exc
+    holder = alias_holder(client, name, which)
+    if holder is None:
+        known = ", ".join(sorted(model.aliases)) or "none"
+        raise MedpipeError(f"model '{name}' has no alias '{which}'; aliases: {known}")
+    return holder
+
+
+def version_metrics(client: MlflowClient, mv: ModelVersion) -> dict[str, float]:
+    """Headline metrics of a version: its run's metrics, else its metric.* tags."""
+    if mv.run_id:
+        try:
+            metrics = client.get_run(mv.run_id).data.metrics
+            if metrics:
+                return dict(metrics)
+        except MlflowException:
+            log.warning("run %s of %s v%s is gone; using its metric tags", mv.run_id, mv.name, mv.version)
+    return {k.removeprefix("metric."): float(v) for k, v in mv.tags.items() if k.startswith("metric.")}

@@ -1,0 +1,151 @@
+"""What a registered model version is tagged with: code, data, params and run provenance.
+
+Tag schema (all values are strings; MLflow tag keys allow letters, digits, `_ - . / space`):
+    git.commit                      HEAD of the project repo ("unknown" outside git)
+    git.dirty                       "true" when tracked files differ from HEAD
+    params.sha256                   sha256 of the canonical JSON of the full typed config
+    dvc.<stage>.dep.<path>          md5 of every dep of every stage in dvc.lock
+    dvc.<stage>.out.<path>          md5 of every out (directories end in ".dir")
+    data.raw_md5                    md5 of the ingest stage's data/raw output
+    data.test_manifest_sha256       sha256 of the bytes of the test split manifest
+    data.<split>_manifest_sha256    same for train / val
+    metric.<name>                   flat numeric headline metrics
+    prefect.flow_run_id             Prefect flow run that triggered the registration ("" if none)
+Values never contain credentials: URL user-info is redacted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline import config
+from pipeline.config import Config
+
+log = logging.getLogger(__name__)
+_TAG_KEY_BAD = re.compile(r"[^A-Za-z0-9_\-./ ]")
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+RAW_DATA_PATH = "data/raw"
+
+
+def redact(value: str) -> str:
+    """Drop user:password@ from any URL inside value."""
+    return _URL_USERINFO.sub(r"\g<scheme>***@", value)
+
+
+def tag_key(key: str) -> str:
+    """A key MLflow accepts (other characters become '_')."""
+    return _TAG_KEY_BAD.sub("_", key)[:250]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def git_revision(cwd: Path | None = None) -> tuple[str, bool]:
+    """(HEAD commit, dirty) of the repo holding cwd; ("unknown", True) outside git."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", True
+    return head, bool(status)
+
+
+def dvc_lock_tags(lock_path: Path = Path("dvc.lock")) -> dict[str, str]:
+    """Flatten dvc.lock into dvc.<stage>.dep|out.<path> = md5, plus data.raw_md5."""
+    if not lock_path.is_file():
+        log.warning("%s not found: the version gets no dvc.* data hashes (run under `dvc repro`)", lock_path)
+        return {}
+    lock = yaml.safe_load(lock_path.read_text()) or {}
+    tags: dict[str, str] = {}
+    for stage, body in (lock.get("stages") or {}).items():
+        for kind, section in (("dep", "deps"), ("out", "outs")):
+            for entry in body.get(section) or []:
+                digest = entry.get("md5") or entry.get("etag") or entry.get("checksum")
+                if digest:
+                    tags[tag_key(f"dvc.{stage}.{kind}.{entry['path']}")] = str(digest)
+                if kind == "out" and entry.get("path") == RAW_DATA_PATH and digest:
+                    tags["data.raw_md5"] = str(digest)
+    return tags
+
+
+def params_hash(cfg: Config) -> str:
+    canonical = json.dumps(config.to_dict(cfg), sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def flat_params(cfg: Config) -> dict[str, str]:
+    """{"train.epochs": "8", ...} for mlflow.log_params (URLs redacted)."""
+    out: dict[str, str] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, inner)
+        else:
+            out[prefix] = redact(json.dumps(value) if isinstance(value, list | tuple) else str(value))
+
+    walk("", config.to_dict(cfg))
+    return out
+
+
+def flat_metrics(metrics: dict) -> dict[str, float]:
+    """Top-level finite numbers only (nested ci/per_class blocks are logged as a file)."""
+    return {
+        str(k): float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
+    }
+
+
+def prefect_flow_run_id() -> str:
+    """The Prefect flow run id, in-process (prefect.runtime) or inherited via PREFECT__FLOW_RUN_ID."""
+    if "prefect" in sys.modules:  # only ask Prefect when it is already loaded: importing it is slow
+        try:
+            from prefect.runtime import flow_run
+
+            if flow_run.id:
+                return str(flow_run.id)
+        except Exception as exc:  # noqa: BLE001 - provenance is best effort
+            log.debug("prefect.runtime unavailable: %s", exc)
+    return os.environ.get("PREFECT__FLOW_RUN_ID", "")
+
+
+def version_tags(
+    cfg: Config, metrics: dict, manifest_hashes: dict[str, str], lock_path: Path = Path("dvc.lock")
+) -> dict[str, str]:
+    """All provenance tags for a new model version (gate.* tags are added by the caller)."""
+    commit, dirty = git_revision()
+    tags = {
+        "git.commit": commit,
+        "git.dirty": str(dirty).lower(),
+        "params.sha256": params_hash(cfg),
+        "prefect.flow_run_id": prefect_flow_run_id(),
+    }
+    tags.update(dvc_lock_tags(lock_path))
+    tags.update({f"data.{split}_manifest_sha256": digest for split, digest in manifest_hashes.items()})
+    tags.update({tag_key(f"metric.{k}"): repr(v) for k, v in flat_metrics(metrics).items()})
+    return {k: redact(v) for k, v in tags.items()}

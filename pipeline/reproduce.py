@@ -1,0 +1,126 @@
+"""`medpipe reproduce <name>@<version>`: rebuild a registered version from its git revision and compare.
+
+The version's `git.commit` is checked out in a temporary `git worktree` that shares this repo's
+DVC cache; there `dvc repro --force evaluate` re-runs the pipeline up to evaluate (never
+register), with PYTHONPATH pointing at the worktree so the stages run the code of that
+revision. Every registered metric is compared with the reproduced one; exit 0 when all are
+within the absolute tolerance, 1 otherwise. The worktree is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+from pipeline import manifest, registry
+from pipeline.errors import MedpipeError
+from pipeline.lineage import _registry_cfg, _write
+from pipeline.registry_tags import flat_metrics
+
+log = logging.getLogger(__name__)
+TARGET = "evaluate"
+
+
+def _run(cmd: list[str], cwd: Path, env: dict | None = None) -> str:
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise MedpipeError(f"`{' '.join(cmd[-3:])}` failed in {cwd}: {tail[0]}")
+    return done.stdout
+
+
+def _dvc(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dvc", *args]
+
+
+@contextmanager
+def worktree(repo: Path, commit: str) -> Iterator[Path]:
+    """A detached worktree of commit, removed (and pruned) on exit."""
+    if subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=repo).returncode != 0:
+        raise MedpipeError(f"git revision {commit} is not in {repo}; fetch it (git fetch) and retry")
+    with tempfile.TemporaryDirectory(prefix="medpipe-reproduce-") as tmp:
+        path = Path(tmp) / "worktree"
+        _run(["git", "worktree", "add", "--detach", str(path), commit], repo)
+        try:
+            yield path
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=repo, capture_output=True)
+            subprocess.run(["git", "worktree", "prune"], cwd=repo, capture_output=True)
+
+
+def metrics_path(dvc_yaml: Path) -> Path:
+    """The evaluate stage's metrics file, as declared in dvc.yaml."""
+    stages = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {})
+    for entry in stages.get(TARGET, {}).get("metrics", []):
+        return Path(next(iter(entry)) if isinstance(entry, dict) else entry)
+    raise MedpipeError(f"{dvc_yaml} declares no metrics file for stage '{TARGET}'")
+
+
+def rebuild(repo: Path, commit: str) -> dict[str, float]:
+    """Metrics of `dvc repro --force evaluate` at commit, sharing repo's DVC cache."""
+    cache = _run(_dvc("cache", "dir"), repo).strip()
+    with worktree(repo, commit) as tree:
+        _run(_dvc("cache", "dir", "--local", cache), tree)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        log.info("reproducing %s in %s (dvc repro --force %s)", commit[:12], tree, TARGET)
+        _run(_dvc("repro", "--force", TARGET), tree, env)
+        return flat_metrics(manifest.read_json(tree / metrics_path(tree / "dvc.yaml")))
+
+
+def compare(registered: dict[str, float], reproduced: dict[str, float], tolerance: float) -> list[dict]:
+    rows = []
+    for name in sorted(registered):
+        new = reproduced.get(name, math.nan)
+        diff = abs(new - registered[name])
+        rows.append(
+            {
+                "metric": name,
+                "registered": registered[name],
+                "reproduced": new,
+                "diff": diff,
+                "ok": diff <= tolerance + 1e-9,
+            }
+        )  # float noise; NaN (missing) is never ok
+    return rows
+
+
+def format_table(rows: list[dict], tolerance: float) -> str:
+    lines = [f"{'metric':<20} {'registered':>11} {'reproduced':>11} {'|diff|':>9}  within {tolerance}"]
+    for r in rows:
+        lines.append(
+            f"{r['metric']:<20} {r['registered']:>11.4f} {r['reproduced']:>11.4f} {r['diff']:>9.4f}  "
+            f"{'yes' if r['ok'] else 'NO'}"
+        )
+    return "\n".join(lines)
+
+
+def main(ref: str, tolerance: float = 0.02) -> int:
+    client = registry.connect(_registry_cfg())
+    mv = registry.resolve(client, ref)
+    commit = mv.tags.get("git.commit", "unknown")
+    if commit == "unknown":
+        raise MedpipeError(f"{ref} records no git revision (tag git.commit); it cannot be reproduced")
+    if mv.tags.get("git.dirty") == "true":
+        log.warning("%s was registered from a dirty tree: uncommitted changes are not reproduced", ref)
+    registered = registry.version_metrics(client, mv)
+    if not registered:
+        raise MedpipeError(f"{ref} has no recorded metrics to compare with")
+    repo = Path(_run(["git", "rev-parse", "--show-toplevel"], Path.cwd()).strip())
+    rows = compare(registered, rebuild(repo, commit), tolerance)
+    _write(format_table(rows, tolerance))
+    failed = [r["metric"] for r in rows if not r["ok"]]
+    _write(
+        f"{mv.name} v{mv.version}: " + (f"NOT reproduced ({', '.join(failed)})" if failed else "reproduced")
+    )
+    return 1 if failed else 0

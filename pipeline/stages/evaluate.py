@@ -1,0 +1,83 @@
+"""evaluate stage: models/ + data/splits -> reports/metrics.json, reports/eval/*.csv, reports/report.html.
+
+The operating threshold is chosen on the val split and applied to test (pipeline.evaluation.
+threshold); test metrics get 95 % CIs by patient (cluster) bootstrap. metrics.json holds FLAT
+headline keys (accuracy, balanced_accuracy, sensitivity, specificity, ppv, npv, f1, roc_auc,
+pr_auc, ece, threshold, n_test, n_test_patients; the register gate reads metrics[gate.metric])
+plus ci, per_class, confusion_matrix, patient_level, threshold_rule and test_manifest_sha256.
+Optional input `history` (reports/train/history.csv) adds training curves to the report.
+All outputs are computed in memory first and written at the end (no partial outputs).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from pipeline import manifest
+from pipeline.config import Config
+from pipeline.evaluation import curves, report
+from pipeline.evaluation.model_card import file_sha256
+from pipeline.evaluation.report_context import read_history, report_context, report_figures
+from pipeline.evaluation.scoring import Task, evaluate_predictions, load_model, predict_split
+from pipeline.evaluation.threshold import check_config
+
+log = logging.getLogger(__name__)
+REQUIRED_COLUMNS = ["path", "label", "patient_id"]
+
+
+def _write_dir(tables: dict, out_dir: Path) -> None:
+    staging = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    curves.write_tables(tables, staging)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    staging.rename(out_dir)
+
+
+def _write_text(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
+    ecfg = cfg.evaluate
+    check_config(ecfg)
+    model_dir, splits_dir = Path(inputs["model"]), Path(inputs["splits"])
+    label_map = manifest.read_json(model_dir / "label_map.json")
+    summary_path = model_dir / "train_summary.json"
+    train_summary = manifest.read_json(summary_path) if summary_path.is_file() else {}
+    task = Task.from_label_map(label_map)
+    model = load_model(model_dir / "model.keras")
+    val_df = manifest.read(splits_dir / "val.csv", REQUIRED_COLUMNS)
+    test_df = manifest.read(splits_dir / "test.csv", REQUIRED_COLUMNS)
+
+    val = predict_split(model, label_map, val_df, ecfg, "val")
+    test = predict_split(model, label_map, test_df, ecfg, "test")
+    result = evaluate_predictions(task, val, test, ecfg)
+    result["test_manifest_sha256"] = file_sha256(splits_dir / "test.csv")
+    result["classes"] = task.classes
+    result["positive_class"] = label_map.get("positive") if task.positive is not None else None
+    result["tta"] = ecfg.tta
+
+    tables = curves.plot_tables(test.y, test.proba, task.classes, task.positive, result["threshold"])
+    history = read_history(inputs.get("history"))
+    figs = report_figures(task, result, test, test_df, tables, history, int(label_map["channels"]))
+    html = report.render(report_context(cfg, task, label_map, train_summary, result, splits_dir, figs))
+
+    _write_dir(tables, Path(outputs["plots"]))
+    _write_text(html, Path(outputs["report"]))
+    manifest.write_json(result, outputs["metrics"])
+    log.info(
+        "evaluate: %d test images / %d patients; roc_auc %s, sensitivity %s, specificity %s at threshold %s",
+        result["n_test"],
+        result["n_test_patients"],
+        result["roc_auc"],
+        result["sensitivity"],
+        result["specificity"],
+        result["threshold"],
+    )
+    keys = ("roc_auc", "balanced_accuracy", "sensitivity", "specificity", "threshold", "n_test")
+    return {k: result[k] for k in keys}

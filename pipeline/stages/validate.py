@@ -1,0 +1,115 @@
+"""validate: decode every image once, quarantine bad rows, check the rest with Great Expectations.
+
+inputs:  manifest (canonical manifest CSV), labels (labels.json from regroup)
+outputs: validated (manifest + height, width, channels, dtype), quarantine (path, reason, detail),
+         summary (DVC metrics JSON), docs (GX Data Docs site + validation_result.json)
+
+Bad rows are never dropped silently: each lands in quarantine.csv with one reason from
+pipeline.validation.reasons.REASONS. More than validate.max_quarantine_fraction of them, or a
+failed expectation, raises ValidationFailed and no output is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import manifest
+from pipeline.config import Config
+from pipeline.errors import ValidationFailed
+from pipeline.validation import expectations, rows
+from pipeline.validation.decode import FileCheck, Limits, decode_pass, resolve_workers
+from pipeline.validation.inputs import check_keys, check_params, read_inputs
+from pipeline.validation.reasons import REASONS
+
+log = logging.getLogger(__name__)
+QUARANTINE_COLUMNS = ["path", "reason", "detail"]
+SHOWN = 5  # bad files named in a ValidationFailed message
+LOGGED = 200  # bad files logged (one WARNING line each) before it is raised
+
+
+def check_rows(df: pd.DataFrame, classes: list[str], cfg: Config) -> tuple[pd.DataFrame, float]:
+    """df + reason, detail, height, width, channels, dtype, actual sha256; and the decode img/s."""
+    problems = rows.row_problems(df, classes)
+    todo = problems.index[problems["reason"] == ""]
+    v = cfg.validate
+    limits = Limits(min_side=v.min_side, max_side=v.max_side, max_pixels=v.max_pixels)
+    shas = [s if isinstance(s, str) and s else None for s in df.loc[todo, "sha256"].astype(object)]
+    checks, rate = decode_pass(df.loc[todo, "path"].astype(str).tolist(), shas, limits, v.workers)
+    decoded = pd.DataFrame(checks, index=todo, columns=list(FileCheck._fields))
+    out = df.join(
+        decoded[["height", "width", "channels", "dtype"]].astype(
+            {"height": "Int64", "width": "Int64", "channels": "Int64", "dtype": "string"}
+        )
+    )
+    out["reason"] = problems["reason"]
+    out["detail"] = problems["detail"]
+    out.loc[todo, "reason"] = decoded["reason"]
+    out.loc[todo, "detail"] = decoded["detail"]
+    dup = rows.flag_duplicates(out, decoded["sha256"].reindex(out.index), out["reason"] == "")
+    is_dup = dup["reason"] != ""
+    out.loc[is_dup, ["reason", "detail"]] = dup.loc[is_dup, ["reason", "detail"]]
+    return out, rate
+
+
+def enforce_limit(quarantine: pd.DataFrame, n_rows: int, cfg: Config, where: Path) -> None:
+    """ValidationFailed naming count, fraction, limit and the first bad files if too many are bad."""
+    limit = cfg.validate.max_quarantine_fraction
+    fraction = len(quarantine) / n_rows
+    if fraction <= limit:
+        return
+    for r in quarantine.head(LOGGED).itertuples():
+        log.warning("quarantined %s: %s (%s)", r.path, r.reason, r.detail)
+    shown = ", ".join(f"{r.path} ({r.reason})" for r in quarantine.head(SHOWN).itertuples())
+    more = f" and {len(quarantine) - SHOWN} more" if len(quarantine) > SHOWN else ""
+    raise ValidationFailed(
+        f"{len(quarantine)} of {n_rows} images quarantined ({fraction:.1%}) > validate.max_quarantine_fraction "
+        f"{limit:.1%}: {shown}{more}; fix or remove these files (the log above lists up to {LOGGED}; {where} "
+        f"is written when the stage passes) or raise the limit"
+    )
+
+
+def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
+    """Validate inputs["manifest"]; write validated, quarantine, summary and docs (see module doc)."""
+    check_keys(inputs, outputs)
+    check_params(cfg)
+    df, classes = read_inputs(inputs)
+    checked, rate = check_rows(df, classes, cfg)
+    bad = checked["reason"] != ""
+    quarantine = checked.loc[bad, QUARANTINE_COLUMNS].reset_index(drop=True)
+    enforce_limit(quarantine, len(checked), cfg, outputs["quarantine"])
+    validated = checked.loc[~bad].drop(columns=["reason", "detail", "format_error"], errors="ignore")
+    validated = validated.reset_index(drop=True)
+    gx_summary = expectations.run_suite(validated, classes, cfg, outputs["docs"])
+    channels = validated["channels"].value_counts().sort_index()
+    if cfg.preprocess.channels not in channels.index:
+        log.info(
+            "images have %s channels; preprocess converts them to %d",
+            list(channels.index),
+            cfg.preprocess.channels,
+        )
+    summary = {
+        "n_rows": len(checked),
+        "n_valid": len(validated),
+        "n_quarantined": len(quarantine),
+        "quarantine_fraction": round(len(quarantine) / len(checked), 6),
+        "reasons": {reason: int((quarantine["reason"] == reason).sum()) for reason in REASONS},
+        "classes": {name: int((validated["class_name"] == name).sum()) for name in classes},
+        "n_patients": int(validated["patient_id"].nunique()),
+        "channels": {str(int(c)): int(n) for c, n in channels.items()},
+        "decode_img_per_s": round(rate, 1),
+        "decode_workers": resolve_workers(cfg.validate.workers),
+        **gx_summary,
+    }
+    manifest.write(validated, outputs["validated"])
+    manifest.write(quarantine, outputs["quarantine"])
+    manifest.write_json(summary, outputs["summary"])
+    log.info(
+        "validate: %d valid, %d quarantined (%s)",
+        len(validated),
+        len(quarantine),
+        {k: v for k, v in summary["reasons"].items() if v},
+    )
+    return {k: summary[k] for k in ("n_rows", "n_valid", "n_quarantined", "gx_success")}

@@ -1,0 +1,149 @@
+"""Compile and fit in one or two phases with resumable checkpoints.
+
+Phase 'train' runs epochs [0, cfg.epochs); with a pretrained backbone it is frozen there.
+Phase 'fine_tune' (cfg.fine_tune_epochs > 0) runs [cfg.epochs, cfg.epochs + fine_tune_epochs)
+at cfg.fine_tune_learning_rate with the backbone's top layers unfrozen (recompiled).
+Both start from the best weights so far; the best val_loss weights are kept at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import keras
+
+from pipeline.config import TrainConfig
+from pipeline.models import applications
+from pipeline.training.checkpoints import CheckpointDir
+from pipeline.training.data import EpochShuffle, ManifestDataset
+from pipeline.training.losses import make_loss
+from pipeline.training.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    initial_epoch: int
+    epochs: int  # index of the last epoch + 1, as in keras fit(epochs=...)
+    learning_rate: float
+    backbone: str | None  # None (no backbone) | "frozen" | "fine_tune" | "all"
+
+
+def plan_phases(cfg: TrainConfig, model: keras.Model) -> list[Phase]:
+    has_backbone = applications.has_backbone(model)
+    frozen = has_backbone and applications.is_pretrained(cfg.weights)
+    first = "frozen" if frozen else ("all" if has_backbone else None)
+    phases = [Phase("train", 0, cfg.epochs, cfg.learning_rate, first)]
+    if cfg.fine_tune_epochs > 0:
+        second = "fine_tune" if frozen else first
+        total = cfg.epochs + cfg.fine_tune_epochs
+        phases.append(Phase("fine_tune", cfg.epochs, total, cfg.fine_tune_learning_rate, second))
+    return phases
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Log each epoch's metrics and time the training part of it (for train img/s)."""
+
+    def __init__(self, n_images: int):
+        super().__init__()
+        self.n_images = n_images
+        self.epochs: list[int] = []  # 1-based epochs run in this session
+        self.epoch_seconds: list[float] = []  # training part of each epoch (no validation)
+
+    def images_per_second(self) -> float | None:
+        """Steady-state training throughput: the first epoch (graph tracing) is left out when possible."""
+        seconds = self.epoch_seconds[1:] or self.epoch_seconds
+        return self.n_images * len(seconds) / sum(seconds) if seconds and sum(seconds) > 0 else None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = self._t_last = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._t_last = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append(epoch + 1)
+        seconds = self._t_last - self._t0
+        self.epoch_seconds.append(seconds)
+        shown = " ".join(f"{k}={v:.4g}" for k, v in sorted((logs or {}).items()))
+        log.info("epoch %d: %s (%.0f img/s)", epoch + 1, shown, self.n_images / max(seconds, 1e-9))
+
+
+def compile_model(model: keras.Model, learning_rate: float, loss: str) -> None:
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=make_loss(loss),
+        metrics=["accuracy"],
+    )
+
+
+def _callbacks(cfg: TrainConfig, phase: Phase, ckpt: CheckpointDir, train_ds, timer) -> list:
+    return [
+        EpochShuffle(train_ds),
+        timer,
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=cfg.reduce_lr_factor, patience=cfg.reduce_lr_patience
+        ),
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True
+        ),
+        keras.callbacks.ModelCheckpoint(
+            ckpt.best_weights,
+            monitor="val_loss",
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=ckpt.best_val_loss(),
+        ),
+        # history row before the backup: a kill in between repeats the epoch (deduplicated)
+        keras.callbacks.CSVLogger(str(ckpt.history), append=True),
+        keras.callbacks.BackupAndRestore(str(ckpt.backup(phase.name)), double_checkpoint=True),
+    ]
+
+
+def fit(
+    model: keras.Model,
+    train_ds: ManifestDataset,
+    val_ds: ManifestDataset,
+    cfg: TrainConfig,
+    ckpt: CheckpointDir,
+    runtime: Runtime,
+    class_weight: dict[int, float] | None = None,
+    extra_callbacks: tuple = (),
+) -> EpochLog:
+    """Run every phase not finished yet; leave the best (val_loss) weights in `model`."""
+    timer = EpochLog(n_images=len(train_ds.paths))
+    for phase in plan_phases(cfg, model):
+        done = ckpt.phase_weights(phase.name)
+        if done.is_file():
+            log.info("phase %s already finished; loading its weights", phase.name)
+            model.load_weights(done)
+            continue
+        if phase.backbone in ("frozen", "fine_tune"):
+            applications.set_backbone_trainable(model, phase.backbone)
+        with runtime.scope():
+            compile_model(model, phase.learning_rate, cfg.loss)
+        model._initial_epoch = None  # set by BackupAndRestore of a previous phase; Keras never resets it
+        log.info(
+            "phase %s: epochs %d-%d, lr %g",
+            phase.name,
+            phase.initial_epoch + 1,
+            phase.epochs,
+            phase.learning_rate,
+        )
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=phase.epochs,
+            initial_epoch=phase.initial_epoch,
+            class_weight=class_weight,
+            callbacks=[*_callbacks(cfg, phase, ckpt, train_ds, timer), *extra_callbacks],
+            verbose=0,
+        )
+        if ckpt.best_weights.is_file():
+            model.load_weights(ckpt.best_weights)
+        model.save_weights(done)
+    return timer

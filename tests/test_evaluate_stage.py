@@ -1,0 +1,302 @@
+"""evaluate stage end to end on a tiny Keras model and tiny synthetic PNG patches."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import cli, config
+from pipeline.errors import DataError
+from pipeline.evaluation import predictions, scoring
+from pipeline.stages import evaluate
+
+SIZE = 8
+HEADLINE_KEYS = {"accuracy", "balanced_accuracy", "sensitivity", "specificity", "ppv", "npv", "f1"}
+HEADLINE_KEYS |= {"roc_auc", "pr_auc", "ece", "threshold", "n_test", "n_test_patients"}
+
+
+def brightness_model(n_classes: int = 2, k: float = 6.0) -> keras.Model:
+    """P(class 1) = sigmoid(2k (mean intensity - 0.5)) for 2 classes; argmax of channel means for 3."""
+    model = keras.Sequential(
+        [
+            keras.Input((SIZE, SIZE, 3)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(n_classes, activation="softmax"),
+        ]
+    )
+    if n_classes == 2:
+        weights = np.array([[-k / 3, k / 3]] * 3, np.float32)
+        bias = np.array([k / 2, -k / 2], np.float32)
+    else:
+        weights, bias = np.eye(3, dtype=np.float32) * 2 * k, np.zeros(3, np.float32)
+    model.layers[-1].set_weights([weights, bias])
+    return model
+
+
+def _write_split(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
+def make_project(root: Path, n_classes: int = 2, seed: int = 0) -> tuple[dict, dict]:
+    """Images, split manifests, models/ and history under root (the cwd); returns inputs, outputs."""
+    rng = np.random.default_rng(seed)
+    classes = ["non_idc", "idc"] if n_classes == 2 else ["normal", "bacteria", "virus"]
+    plan = {"train": (4, 6), "val": (6, 6), "test": (6, 8)}
+    for split, (n_patients, per_patient) in plan.items():
+        rows = []
+        for p in range(n_patients):
+            pid = f"{split}{p}"
+            for j in range(per_patient):
+                if n_classes == 2:
+                    label = 0 if p < 2 else int(rng.random() < 0.5)  # two all-negative patients
+                    img = rng.normal(100 + 50 * label + rng.normal(0, 30), 20, (SIZE, SIZE, 3))
+                else:
+                    label = int((p + j) % 3)
+                    img = rng.normal(60, 15, (SIZE, SIZE, 3))
+                    img[..., label] += rng.normal(70, 30)
+                path = Path("images") / f"{pid}_{j}.png"
+                path.parent.mkdir(exist_ok=True)
+                cv2.imwrite(str(path), np.clip(img, 0, 255).astype(np.uint8)[..., ::-1])
+                rows.append(
+                    {
+                        "path": str(path),
+                        "label": label,
+                        "class_name": classes[label],
+                        "patient_id": pid,
+                        "x": 50 * (j % 4) + 1,
+                        "y": 50 * (j // 4) + 1,
+                        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                        "split": split,
+                    }
+                )
+        _write_split(rows, root / "data" / "splits" / f"{split}.csv")
+    models = root / "models"
+    models.mkdir()
+    brightness_model(n_classes).save(models / "model.keras")
+    label_map = {
+        "classes": classes,
+        "positive": "idc" if n_classes == 2 else None,
+        "image_size": SIZE,
+        "channels": 3,
+        "format": "idc" if n_classes == 2 else "chest_xray",
+    }
+    (models / "label_map.json").write_text(json.dumps(label_map))
+    summary = {
+        "epochs_run": 2,
+        "best_epoch": 2,
+        "n_train": 24,
+        "params": {"train": {"model": "baseline_cnn"}},
+    }
+    (models / "train_summary.json").write_text(json.dumps(summary))
+    history = root / "reports" / "train" / "history.csv"
+    history.parent.mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "epoch": [1, 2],
+            "loss": [0.7, 0.5],
+            "val_loss": [0.72, 0.6],
+            "accuracy": [0.55, 0.7],
+            "val_accuracy": [0.5, 0.66],
+        }
+    ).to_csv(history, index=False)
+    inputs = {
+        "model": Path("models"),
+        "splits": Path("data/splits"),
+        "history": Path("reports/train/history.csv"),
+    }
+    outputs = {
+        "metrics": Path("reports/metrics.json"),
+        "plots": Path("reports/eval"),
+        "report": Path("reports/report.html"),
+    }
+    return inputs, outputs
+
+
+def small_cfg(**evaluate_params) -> config.Config:
+    return config.from_dict({"evaluate": {"bootstrap": 20, **evaluate_params}})
+
+
+def test_run_writes_flat_metrics_plots_and_report(in_tmp):
+    inputs, outputs = make_project(in_tmp)
+    summary = evaluate.run(small_cfg(), inputs, outputs)
+    metrics = json.loads(outputs["metrics"].read_text())
+    assert HEADLINE_KEYS <= set(metrics)
+    assert metrics["n_test"] == 48 and metrics["n_test_patients"] == 6
+    assert 0.0 < metrics["threshold"] < 1.0
+    assert metrics["roc_auc"] > 0.7  # brightness separates the classes, with overlap
+    assert (
+        metrics["test_manifest_sha256"]
+        == hashlib.sha256(Path("data/splits/test.csv").read_bytes()).hexdigest()
+    )
+    for key in HEADLINE_KEYS - {"threshold", "n_test", "n_test_patients"}:
+        lo, hi = metrics["ci"][key]
+        assert lo <= hi
+    assert set(metrics["per_class"]) == {"non_idc", "idc"}
+    assert metrics["patient_level"]["n_patients"] == 6
+    assert "Youden" in metrics["threshold_rule"]
+    assert summary["n_test"] == 48
+
+    tables = {
+        name: pd.read_csv(outputs["plots"] / name)
+        for name in ("roc.csv", "pr.csv", "confusion.csv", "calibration.csv")
+    }
+    assert list(tables["roc.csv"].columns) == ["fpr", "tpr"]
+    assert list(tables["pr.csv"].columns) == ["recall", "precision"]
+    assert (
+        list(tables["confusion.csv"].columns) == ["actual", "predicted"]
+        and len(tables["confusion.csv"]) == 48
+    )
+    assert {"mean_predicted", "fraction_positive"} <= set(tables["calibration.csv"].columns)
+    confusion = pd.crosstab(tables["confusion.csv"]["actual"], tables["confusion.csv"]["predicted"])
+    assert int(confusion.loc["idc", "idc"]) == metrics["confusion_matrix"]["matrix"][1][1]
+
+    html = outputs["report"].read_text()
+    assert (
+        html.count('<img alt="') == html.count('src="data:image/png;base64,') >= 7
+    )  # + history, errors, heat map
+    for section in (
+        "Headline metrics",
+        "ROC",
+        "Confusion matrix",
+        "Reliability diagram",
+        "Training curves",
+        "Most confident errors",
+        "Slide heat map",
+        "Patient-level metrics",
+        "Model card",
+        "not a diagnostic device",
+        metrics["test_manifest_sha256"],
+    ):
+        assert section in html, section
+
+
+def test_score_model_matches_metrics_json(in_tmp):
+    inputs, outputs = make_project(in_tmp)
+    evaluate.run(small_cfg(), inputs, outputs)
+    stored = json.loads(outputs["metrics"].read_text())
+    model = keras.saving.load_model("models/model.keras", safe_mode=True)
+    label_map = json.loads(Path("models/label_map.json").read_text())
+    val_df, test_df = pd.read_csv("data/splits/val.csv"), pd.read_csv("data/splits/test.csv")
+    scored = scoring.score_model(model, label_map, val_df, test_df, small_cfg().evaluate)
+    assert set(scored) == HEADLINE_KEYS
+    for key in HEADLINE_KEYS:
+        assert scored[key] == pytest.approx(stored[key]), key
+
+
+def test_threshold_is_chosen_on_validation_only(in_tmp, monkeypatch):
+    inputs, outputs = make_project(in_tmp)
+    val_labels = pd.read_csv("data/splits/val.csv")["label"].to_numpy() == 1
+    seen = []
+    real = scoring.choose_threshold
+
+    def spy(is_pos, p_pos, cfg, what="val images"):
+        seen.append((np.asarray(is_pos).copy(), what))
+        return real(is_pos, p_pos, cfg, what)
+
+    monkeypatch.setattr(scoring, "choose_threshold", spy)
+    evaluate.run(small_cfg(), inputs, outputs)
+    first = json.loads(outputs["metrics"].read_text())
+    image_calls = [labels for labels, what in seen if what == "val images"]
+    assert image_calls and all(np.array_equal(labels, val_labels) for labels in image_calls)
+    assert {what for _, what in seen} == {"val images", "val patients"}
+    assert all(len(labels) in (36, 6) for labels, _ in seen)  # 36 val images or 6 val patients, never test
+
+    test_csv = Path("data/splits/test.csv")  # relabelling test must not move the threshold
+    df = pd.read_csv(test_csv)
+    df["label"] = 1 - df["label"]
+    df.to_csv(test_csv, index=False)
+    evaluate.run(small_cfg(), inputs, outputs)
+    second = json.loads(outputs["metrics"].read_text())
+    assert second["threshold"] == pytest.approx(first["threshold"])
+    assert second["roc_auc"] == pytest.approx(1 - first["roc_auc"])
+
+
+def test_tta_option_is_passed_to_predict_proba(in_tmp, monkeypatch):
+    inputs, outputs = make_project(in_tmp)
+    calls = []
+    real = predictions.predict_proba
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("tta"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(predictions, "predict_proba", spy)
+    evaluate.run(small_cfg(tta=False), inputs, outputs)
+    plain = json.loads(outputs["metrics"].read_text())
+    evaluate.run(small_cfg(tta=True), inputs, outputs)
+    flipped = json.loads(outputs["metrics"].read_text())
+    assert calls == [False, False, True, True]
+    assert flipped["tta"] is True
+    # global-average-pooled brightness is flip invariant: TTA must give the same scores
+    assert flipped["roc_auc"] == pytest.approx(plain["roc_auc"], abs=1e-6)
+
+
+def test_multiclass_run_uses_argmax_and_macro_metrics(in_tmp):
+    inputs, outputs = make_project(in_tmp, n_classes=3)
+    evaluate.run(small_cfg(), inputs, outputs)
+    metrics = json.loads(outputs["metrics"].read_text())
+    assert metrics["threshold"] is None and "argmax" in metrics["threshold_rule"]
+    assert set(metrics["per_class"]) == {"normal", "bacteria", "virus"}
+    assert metrics["roc_auc"] > 0.8
+    assert metrics["sensitivity"] == pytest.approx(
+        np.mean([m["sensitivity"] for m in metrics["per_class"].values()])
+    )
+    html = outputs["report"].read_text()
+    assert "macro" in html and "Slide heat map" not in html
+    assert len(pd.read_csv(outputs["plots"] / "confusion.csv")) == 48
+
+
+def test_bad_inputs_are_one_line_errors_and_leave_no_outputs(in_tmp):
+    inputs, outputs = make_project(in_tmp)
+    label_map = json.loads(Path("models/label_map.json").read_text())
+    label_map["classes"] = ["a", "b", "c"]
+    label_map["positive"] = None
+    Path("models/label_map.json").write_text(json.dumps(label_map))
+    with pytest.raises(DataError, match="model outputs") as err:
+        evaluate.run(small_cfg(), inputs, outputs)
+    assert "\n" not in str(err.value)
+    assert not any(path.exists() for path in outputs.values())
+    Path("models/model.keras").unlink()
+    with pytest.raises(DataError, match="not found"):
+        evaluate.run(small_cfg(), inputs, outputs)
+
+
+def _cli_args(inputs: dict, outputs: dict) -> list[str]:
+    flags = [f"-i{k}={v}" for k, v in inputs.items()] + [f"-o{k}={v}" for k, v in outputs.items()]
+    return ["stage", "evaluate", *flags]
+
+
+def test_cli_reports_bad_label_map_in_one_line_and_writes_nothing(in_tmp, capsys):
+    inputs, outputs = make_project(in_tmp)
+    Path("params.yaml").write_text("evaluate:\n  bootstrap: 10\n")
+    label_map = json.loads(Path("models/label_map.json").read_text())
+    Path("models/label_map.json").write_text(json.dumps({**label_map, "positive": "tumour"}))
+    assert cli.main(_cli_args(inputs, outputs)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("medpipe: error: label_map.json: positive class 'tumour'")
+    assert not any(path.exists() for path in outputs.values())
+
+
+def test_cli_loads_a_model_with_medpipe_custom_layers_in_a_fresh_process(in_tmp):
+    """`medpipe stage evaluate` in a new interpreter: safe-mode loading must find RandomRot90."""
+    from pipeline.models.layers import RandomRot90
+
+    inputs, outputs = make_project(in_tmp)
+    model = keras.Sequential([keras.Input((SIZE, SIZE, 3)), RandomRot90(seed=1), brightness_model()])
+    model.save("models/model.keras")
+    Path("params.yaml").write_text("evaluate:\n  bootstrap: 10\n")
+    cmd = [sys.executable, "-m", "pipeline.cli", *_cli_args(inputs, outputs)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(outputs["metrics"].read_text())["n_test"] == 48

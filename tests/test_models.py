@@ -1,0 +1,95 @@
+"""build_model for every model name, backbone weight files, safe-mode reload, the rot90 layer."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from pipeline.config import TrainConfig
+from pipeline.errors import ConfigError
+from pipeline.models import build_model
+from pipeline.models.applications import BACKBONE, set_backbone_trainable
+from pipeline.models.layers import RandomRot90
+
+
+def _batch(n=3, size=32, channels=3, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, channels)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "baseline_cnn",
+        "small_resnet",
+        "mobilenetv2",
+        "efficientnetb0",
+        pytest.param("densenet201", marks=pytest.mark.slow),
+    ],
+)
+def test_build_every_model(name):
+    model = build_model(TrainConfig(model=name, weights="none"), (32, 32, 3), 2)
+    probs = model.predict_on_batch(_batch())
+    assert probs.shape == (3, 2) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_gray_input_and_three_classes():
+    model = build_model(TrainConfig(model="mobilenetv2"), (32, 32, 1), 3)
+    assert model.predict_on_batch(_batch(channels=1)).shape == (3, 3)
+
+
+def test_augmentation_only_in_training():
+    model = build_model(TrainConfig(model="baseline_cnn", dropout=0.0), (32, 32, 3), 2)
+    x = _batch()
+    np.testing.assert_array_equal(model(x, training=False), model(x, training=False))
+    assert not np.allclose(model(x, training=True), model(x, training=True))
+
+
+def test_backbone_weights_file_is_loaded(tmp_path):
+    source = build_model(TrainConfig(model="mobilenetv2", seed=1), (32, 32, 3), 2)
+    path = tmp_path / "backbone.weights.h5"
+    source.get_layer(BACKBONE).save_weights(path)
+    loaded = build_model(TrainConfig(model="mobilenetv2", weights=str(path), seed=2), (32, 32, 3), 2)
+    fresh = build_model(TrainConfig(model="mobilenetv2", seed=2), (32, 32, 3), 2)
+    src_w, got_w = source.get_layer(BACKBONE).get_weights(), loaded.get_layer(BACKBONE).get_weights()
+    for a, b in zip(src_w, got_w, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not all(
+        np.array_equal(a, b) for a, b in zip(src_w, fresh.get_layer(BACKBONE).get_weights(), strict=True)
+    )
+    assert loaded.get_layer(BACKBONE).trainable is False  # pretrained backbones start frozen
+    set_backbone_trainable(loaded, "fine_tune")
+    trainable = [layer.trainable for layer in loaded.get_layer(BACKBONE).layers]
+    assert any(trainable) and not all(trainable)
+
+
+def test_missing_weights_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        build_model(
+            TrainConfig(model="efficientnetb0", weights=str(tmp_path / "x.weights.h5")), (32, 32, 3), 2
+        )
+    with pytest.raises(ConfigError, match="trains from scratch"):
+        build_model(TrainConfig(model="baseline_cnn", weights="imagenet"), (32, 32, 3), 2)
+
+
+@pytest.mark.parametrize("name", ["baseline_cnn", "small_resnet"])
+def test_safe_mode_reload_gives_identical_predictions(tmp_path, name):
+    model = build_model(TrainConfig(model=name), (24, 24, 3), 2)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    assert any(isinstance(layer, RandomRot90) for layer in reloaded.layers)
+    x = _batch(size=24)
+    np.testing.assert_array_equal(model.predict_on_batch(x), reloaded.predict_on_batch(x))
+
+
+def test_rot90_layer_rotates_by_exact_quarter_turns():
+    x = np.repeat(np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1), 64, axis=0)
+    y = keras.ops.convert_to_numpy(RandomRot90(seed=3)(x, training=True))
+    turns = [
+        [k for k in range(4) if np.array_equal(y[i, :, :, 0], np.rot90(x[i, :, :, 0], k))] for i in range(64)
+    ]
+    assert all(len(t) == 1 for t in turns)
+    assert set(t[0] for t in turns) == {0, 1, 2, 3}
+    np.testing.assert_array_equal(RandomRot90(seed=3)(x, training=False), x)

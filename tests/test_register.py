@@ -1,0 +1,129 @@
+"""register stage against a temporary sqlite MLflow: versions, tags, gate, aliases, history."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from test_register_fixtures import INPUTS, OUTPUTS, cfg, make_project, metrics
+
+from pipeline import lineage, registry, registry_champion
+from pipeline.errors import MedpipeError
+from pipeline.stages import register
+
+
+@pytest.fixture
+def tracking(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    uri = f"sqlite:///{in_tmp / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("MEDPIPE_LINEAGE_DB", raising=False)
+    monkeypatch.setenv("PREFECT__FLOW_RUN_ID", "flow-run-123")
+    return uri
+
+
+def _register(root: Path, m: dict, **kw) -> dict:
+    make_project(root, m, **kw)
+    return register.run(cfg(), INPUTS, OUTPUTS)
+
+
+def test_register_twice_gates_and_tags(tracking: str, in_tmp: Path) -> None:
+    first = _register(in_tmp, metrics(0.80))
+    assert first["version"] == "1" and first["gate"]["promote"]
+    assert first["aliases"] == ["challenger", "champion"]
+    assert json.loads((in_tmp / "reports/registered.json").read_text())["run_id"] == first["run_id"]
+
+    worse = _register(in_tmp, metrics(0.70))
+    assert worse["version"] == "2" and not worse["gate"]["promote"]
+    assert worse["aliases"] == ["challenger"]
+    assert worse["gate"]["champion_version"] == "1" and worse["gate"]["champion_metrics"]["roc_auc"] == 0.8
+
+    better = _register(in_tmp, metrics(0.90))
+    assert better["version"] == "3" and better["gate"]["promote"]
+
+    client = MlflowClient(tracking)
+    assert str(client.get_model_version_by_alias("m", "champion").version) == "3"
+    tags = client.get_model_version("m", "2").tags
+    assert tags["gate.decision"] == "reject" and tags["gate.champion_version"] == "1"
+    assert float(tags["gate.delta.roc_auc"]) == pytest.approx(-0.10)
+    assert tags["gate.champion_rescored"] == "false"
+    assert tags["data.raw_md5"] == "a" * 32 + ".dir"
+    assert tags["dvc.split.out.data/splits"] == "c" * 32 + ".dir"
+    assert tags["dvc.split.dep.data/interim/validated.csv"] == "b" * 32
+    assert len(tags["data.test_manifest_sha256"]) == 64 and len(tags["params.sha256"]) == 64
+    assert float(tags["metric.roc_auc"]) == pytest.approx(0.70)
+    assert tags["prefect.flow_run_id"] == "flow-run-123"
+    assert "git.commit" in tags and tags["git.dirty"] in ("true", "false")
+    run = client.get_run(client.get_model_version("m", "2").run_id)
+    assert run.data.params["gate.metric"] == "roc_auc" and run.data.metrics["roc_auc"] == pytest.approx(0.70)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+    assert artifacts == {"model/model.keras", "model/label_map.json", "model/train_summary.json"}
+    splits = {a.path for a in client.list_artifacts(run.info.run_id, "data/splits")}
+    assert splits == {"data/splits/train.csv", "data/splits/val.csv", "data/splits/test.csv"}
+
+
+def test_guard_metric_drop_refuses(tracking: str, in_tmp: Path) -> None:
+    _register(in_tmp, metrics(0.80, sensitivity=0.9))
+    rec = _register(in_tmp, metrics(0.85, sensitivity=0.7))
+    assert not rec["gate"]["promote"] and "sensitivity" in rec["gate"]["reason"]
+
+
+def test_history_records_every_alias_change(tracking: str, in_tmp: Path, capsys) -> None:
+    _register(in_tmp, metrics(0.80))
+    _register(in_tmp, metrics(0.70))
+    _register(in_tmp, metrics(0.90))
+    entries = registry.history(MlflowClient(tracking), "m")
+    moves = [(e["alias"], e["previous"], e["new"]) for e in entries]
+    assert moves == [
+        ("challenger", None, "1"),
+        ("champion", None, "1"),
+        ("challenger", "1", "2"),
+        ("challenger", "2", "3"),
+        ("champion", "1", "3"),
+    ]
+    assert all(e["time"].endswith("Z") for e in entries)
+    lineage.print_history("m", as_json=True)
+    assert [e["new"] for e in json.loads(capsys.readouterr().out)] == ["1", "1", "2", "3", "3"]
+
+
+def test_champion_rescored_on_a_different_test_manifest(
+    tracking: str, in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _register(in_tmp, metrics(0.80), model_bytes=b"champion-model")
+    seen: dict = {}
+
+    def fake_load(model_dir: Path) -> bytes:
+        seen["label_map"] = json.loads((model_dir / "label_map.json").read_text())
+        return (model_dir / "model.keras").read_bytes()
+
+    def fake_score(model, label_map, val_df, test_df, cfg) -> dict:
+        seen.update(model=model, n_test=len(test_df))
+        return {"roc_auc": 0.95, "sensitivity": 0.8}  # champion is stronger on the new test set
+
+    monkeypatch.setattr(registry_champion, "load_model", fake_load)
+    monkeypatch.setattr(registry_champion, "score", fake_score)
+    rec = _register(in_tmp, metrics(0.90), test_images=6)  # new frozen test manifest
+    assert (
+        seen["model"] == b"champion-model" and seen["n_test"] == 6 and seen["label_map"]["positive"] == "pos"
+    )
+    assert rec["gate"]["champion_rescored"] and not rec["gate"]["promote"]
+    tags = MlflowClient(tracking).get_model_version("m", "2").tags
+    assert float(tags["gate.champion.roc_auc"]) == pytest.approx(0.95)
+    assert rec["gate"]["champion_metrics"] == {"roc_auc": 0.95, "sensitivity": 0.8}
+
+
+def test_missing_model_is_a_clean_error(tracking: str, in_tmp: Path) -> None:
+    make_project(in_tmp, metrics(0.8))
+    (in_tmp / "models" / "model.keras").unlink()
+    with pytest.raises(MedpipeError, match="model.keras not found"):
+        register.run(cfg(), INPUTS, OUTPUTS)
+
+
+def test_unknown_gate_metric_is_a_config_error(tracking: str, in_tmp: Path) -> None:
+    make_project(in_tmp, metrics(0.8))
+    bad = cfg()
+    bad = type(bad)(registry=bad.registry, gate=type(bad.gate)(metric="roc_acu"))
+    with pytest.raises(MedpipeError, match="gate.metric 'roc_acu'"):
+        register.run(bad, INPUTS, OUTPUTS)
+    assert not MlflowClient(tracking).search_registered_models()

@@ -1,0 +1,96 @@
+"""reproduce mechanics on a tiny git + DVC repo whose evaluate stage writes deterministic metrics."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from pipeline import cli, reproduce
+
+DVC_YAML = """stages:
+  evaluate:
+    cmd: python evaluate.py
+    deps: [evaluate.py]
+    metrics:
+      - reports/metrics.json:
+          cache: false
+  register:
+    cmd: python -c "raise SystemExit('register must not run')"
+    deps: [reports/metrics.json]
+"""
+SCRIPT = """import json, pathlib
+pathlib.Path("reports").mkdir(exist_ok=True)
+pathlib.Path("reports/metrics.json").write_text(json.dumps({{"roc_auc": {auc}, "n_test": 10, "ci": {{}}}}))
+"""
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _commit(repo: Path, auc: float) -> str:
+    (repo / "evaluate.py").write_text(SCRIPT.format(auc=auc))
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", f"auc {auc}")
+    return _git(repo, "rev-parse", "HEAD")
+
+
+def _register(client: MlflowClient, commit: str, auc: float) -> str:
+    exp = client.get_experiment_by_name("e") or client.get_experiment(client.create_experiment("e"))
+    run = client.create_run(exp.experiment_id)
+    client.log_metric(run.info.run_id, "roc_auc", auc)
+    client.log_metric(run.info.run_id, "n_test", 10)
+    if not client.search_registered_models("name='m'"):
+        client.create_registered_model("m")
+    tags = {"git.commit": commit, "git.dirty": "false"}
+    return str(client.create_model_version("m", "file:///x", run.info.run_id, tags=tags).version)
+
+
+@pytest.mark.slow
+def test_reproduce_compares_the_registered_revision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+    (repo / "dvc.yaml").write_text(DVC_YAML)
+    old = _commit(repo, 0.75)
+    new = _commit(repo, 0.5)  # HEAD moves on: reproducing v1 must use the old code
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(repo)
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    good = _register(client, old, 0.75)
+    drifted = _register(client, new, 0.70)  # code at `new` yields 0.5: not reproducible
+
+    assert reproduce.main(f"m@{good}", tolerance=0.01) == 0
+    out = capsys.readouterr().out
+    assert "reproduced" in out and "NOT" not in out and "roc_auc" in out
+    assert reproduce.main(f"m@{drifted}", tolerance=0.1) == 1
+    assert "NOT reproduced (roc_auc)" in capsys.readouterr().out
+    assert cli.main(["reproduce", f"m@{drifted}", "--tolerance", "0.25"]) == 0  # |0.5-0.7| <= 0.25
+
+    assert _git(repo, "worktree", "list").count("\n") == 0  # temporary worktrees are gone
+    assert not (repo / "reports").exists()  # nothing ran in the main checkout
+
+
+def test_metrics_path_and_compare(tmp_path: Path) -> None:
+    (tmp_path / "dvc.yaml").write_text(DVC_YAML)
+    assert reproduce.metrics_path(tmp_path / "dvc.yaml") == Path("reports/metrics.json")
+    rows = reproduce.compare({"a": 0.5, "b": 1.0}, {"a": 0.52}, tolerance=0.02)
+    assert [(r["metric"], r["ok"]) for r in rows] == [("a", True), ("b", False)]  # missing b never ok
+    assert "NO" in reproduce.format_table(rows, 0.02)
+
+
+def test_unknown_revision_is_a_clean_error(tmp_path: Path) -> None:
+    _git(tmp_path, "init", "-q")
+    with pytest.raises(reproduce.MedpipeError, match="not in"):
+        with reproduce.worktree(tmp_path, "0" * 40):
+            pass

@@ -1,0 +1,229 @@
+"""train stage end to end on tiny synthetic data: outputs, determinism, resume, class weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import config
+
+
+def write_images(root: Path, n: int, n_classes: int = 2, size: int = 24, seed: int = 0, split: str = "train"):
+    """Class c: noisy background + a bright square whose position depends on c (learnable)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        label = i % n_classes
+        img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+        q = size // 3
+        r0, c0 = (label * q) % (size - q), (label * 2 * q) % (size - q)
+        img[r0 : r0 + q, c0 : c0 + q] = 200 + rng.integers(0, 55)
+        path = root / f"{split}_{i:04d}_c{label}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), img)
+        rows.append(
+            {"path": path.as_posix(), "label": label, "class_name": f"c{label}", "patient_id": f"p{i}"}
+        )
+    return pd.DataFrame(rows)
+
+
+def make_project(
+    root: Path, n_train: int = 32, n_val: int = 12, n_classes: int = 2, weights: dict | None = None
+) -> dict[str, Path]:
+    """data/balanced/{train.csv,class_weights.json}, data/splits/val.csv, labels.json under cwd."""
+    (root / "data/balanced").mkdir(parents=True)
+    (root / "data/splits").mkdir(parents=True)
+    write_images(Path("data/img"), n_train, n_classes, seed=1).to_csv(
+        root / "data/balanced/train.csv", index=False
+    )
+    write_images(Path("data/img"), n_val, n_classes, seed=2, split="val").to_csv(
+        root / "data/splits/val.csv", index=False
+    )
+    w = weights or {str(c): 1.0 for c in range(n_classes)}
+    (root / "data/balanced/class_weights.json").write_text(json.dumps({"strategy": "none", "weights": w}))
+    labels = {"format": "idc", "classes": [f"c{c}" for c in range(n_classes)], "positive": "c1"}
+    (root / "data/labels.json").write_text(json.dumps(labels))
+    return {
+        "balanced": Path("data/balanced"),
+        "splits": Path("data/splits"),
+        "labels": Path("data/labels.json"),
+    }
+
+
+def outputs_in(root: Path, tag: str = "") -> dict[str, Path]:
+    return {
+        "model": root / f"models{tag}",
+        "history": root / f"reports{tag}/train/history.csv",
+        "checkpoints": root / f"checkpoints{tag}",
+    }
+
+
+def tiny_cfg(image_size: int = 24, **train) -> config.Config:
+    raw = {
+        "preprocess": {"image_size": image_size, "channels": 3},
+        "train": {"epochs": 2, "batch_size": 8, "early_stopping_patience": 5, **train},
+    }
+    return config.from_dict(raw)
+
+
+def _weights(model_dir: Path) -> list[np.ndarray]:
+    import keras
+
+    return keras.saving.load_model(model_dir / "model.keras", safe_mode=True).get_weights()
+
+
+def test_outputs_layout_and_history(in_tmp):
+    from pipeline.stages import train
+
+    outs = outputs_in(in_tmp)
+    summary = train.run(tiny_cfg(), make_project(in_tmp), outs)
+    assert sorted(p.name for p in outs["model"].iterdir()) == [
+        "label_map.json",
+        "model.keras",
+        "train_summary.json",
+    ]
+    label_map = json.loads((outs["model"] / "label_map.json").read_text())
+    assert label_map == {
+        "classes": ["c0", "c1"],
+        "positive": "c1",
+        "format": "idc",
+        "image_size": 24,
+        "channels": 3,
+    }
+    hist = pd.read_csv(outs["history"])
+    assert list(hist.columns) == ["epoch", "loss", "val_loss", "accuracy", "val_accuracy", "learning_rate"]
+    assert hist["epoch"].tolist() == [1, 2] and hist.notna().all().all()
+    full = json.loads((outs["model"] / "train_summary.json").read_text())
+    assert full["best_epoch"] == int(hist.loc[hist["val_loss"].idxmin(), "epoch"])
+    assert full["train_images_per_second"] > 0 and full["backend"] == "tensorflow"
+    assert summary["epochs_run"] == 2
+    assert list(outs["checkpoints"].iterdir()) == []  # cleared after a finished run
+
+
+def test_two_runs_give_identical_weights_and_history(in_tmp):
+    from pipeline.stages import train
+
+    inputs = make_project(in_tmp)
+    a, b = outputs_in(in_tmp, "_a"), outputs_in(in_tmp, "_b")
+    train.run(tiny_cfg(cache_mb=0), inputs, a)  # streamed from disk
+    train.run(tiny_cfg(cache_mb=0), inputs, b)
+    for wa, wb in zip(_weights(a["model"]), _weights(b["model"]), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    pd.testing.assert_frame_equal(pd.read_csv(a["history"]), pd.read_csv(b["history"]))
+
+
+class _Kill(Exception):
+    pass
+
+
+def test_resume_after_kill_starts_at_next_epoch(in_tmp):
+    import keras
+
+    from pipeline.stages import train
+
+    class KillAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                raise _Kill("simulated kill")
+
+    inputs, outs = make_project(in_tmp), outputs_in(in_tmp)
+    cfg = tiny_cfg(epochs=3)
+    with pytest.raises(_Kill):
+        train.train(cfg, inputs, outs, callbacks=(KillAfterFirstEpoch(),))
+    assert not outs["model"].exists()
+    assert (outs["checkpoints"] / "backup_train" / "latest.weights.h5").is_file()
+    train.run(cfg, inputs, outs)
+    summary = json.loads((outs["model"] / "train_summary.json").read_text())
+    assert summary["resumed"] is True
+    assert summary["epochs_this_run"] == [2, 3]  # epoch 1 was not trained again
+    assert pd.read_csv(outs["history"])["epoch"].tolist() == [1, 2, 3]
+
+
+def test_changed_params_discard_checkpoints(in_tmp):
+    import keras
+
+    from pipeline.stages import train
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise _Kill("simulated kill")
+
+    inputs, outs = make_project(in_tmp), outputs_in(in_tmp)
+    with pytest.raises(_Kill):
+        train.train(tiny_cfg(), inputs, outs, callbacks=(Kill(),))
+    train.run(tiny_cfg(learning_rate=0.01), inputs, outs)
+    summary = json.loads((outs["model"] / "train_summary.json").read_text())
+    assert summary["resumed"] is False and summary["epochs_this_run"] == [1, 2]
+
+
+def test_class_weights_change_the_loss(in_tmp):
+    from pipeline.stages import train
+
+    plain = make_project(in_tmp / "plain")
+    (in_tmp / "weighted").mkdir()
+    weighted = make_project(in_tmp / "weighted", weights={"0": 0.2, "1": 3.0})
+    cfg = tiny_cfg(epochs=1)
+    a, b = outputs_in(in_tmp, "_a"), outputs_in(in_tmp, "_b")
+    train.run(cfg, {k: in_tmp / "plain" / v for k, v in plain.items()}, a)
+    train.run(cfg, {k: in_tmp / "weighted" / v for k, v in weighted.items()}, b)
+    loss_a, loss_b = pd.read_csv(a["history"])["loss"][0], pd.read_csv(b["history"])["loss"][0]
+    assert abs(loss_a - loss_b) > 1e-3
+    assert json.loads((b["model"] / "train_summary.json").read_text())["class_weight"] == {"0": 0.2, "1": 3.0}
+
+
+def test_focal_loss_three_classes(in_tmp):
+    from pipeline.stages import train
+
+    outs = outputs_in(in_tmp)
+    train.run(tiny_cfg(loss="focal", epochs=1), make_project(in_tmp, n_train=30, n_classes=3), outs)
+    import keras
+
+    model = keras.saving.load_model(outs["model"] / "model.keras", safe_mode=True)
+    assert model.output_shape == (None, 3)
+    hist = pd.read_csv(outs["history"])
+    assert np.isfinite(hist["loss"]).all()
+
+
+def test_bad_label_is_one_line_data_error(in_tmp):
+    from pipeline.errors import DataError
+    from pipeline.stages import train
+
+    inputs = make_project(in_tmp)
+    df = pd.read_csv(in_tmp / "data/balanced/train.csv")
+    df.loc[0, "label"] = 7
+    df.to_csv(in_tmp / "data/balanced/train.csv", index=False)
+    with pytest.raises(DataError, match="labels outside 0..1"):
+        train.run(tiny_cfg(), inputs, outputs_in(in_tmp))
+
+
+def test_two_phase_fine_tuning_of_a_pretrained_backbone(in_tmp):
+    import keras
+
+    from pipeline.models import build_model
+    from pipeline.models.applications import BACKBONE
+    from pipeline.stages import train
+
+    class CountTrainable(keras.callbacks.Callback):
+        counts: list[int] = []
+
+        def on_train_begin(self, logs=None):
+            self.counts.append(len(self.model.trainable_weights))
+
+    path = in_tmp / "backbone.weights.h5"
+    donor = build_model(config.TrainConfig(model="mobilenetv2"), (32, 32, 3), 2)
+    donor.get_layer(BACKBONE).save_weights(path)
+    cfg = tiny_cfg(32, model="mobilenetv2", weights=str(path), epochs=1, fine_tune_epochs=1)
+    outs = outputs_in(in_tmp)
+    train.train(cfg, make_project(in_tmp), outs, callbacks=(CountTrainable(),))
+    hist = pd.read_csv(outs["history"])
+    assert hist["epoch"].tolist() == [1, 2]
+    np.testing.assert_allclose(hist["learning_rate"], [1e-3, 1e-5], rtol=1e-5)
+    n_frozen, n_fine = CountTrainable.counts
+    assert n_frozen == 2  # phase 1: only the softmax head (kernel, bias)
+    n_backbone = len(donor.get_layer(BACKBONE).trainable_weights)
+    assert 2 < n_fine < n_backbone  # phase 2: the head + the top of the backbone

@@ -1,0 +1,218 @@
+"""validate stage: outputs, decode pass, header parsing, GX suite, CLI.
+
+The helpers at the top (tiny synthetic IDC-layout PNGs + a canonical manifest) are also used by
+tests/test_bad_input.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import config, manifest
+from pipeline.cli import main
+from pipeline.errors import ValidationFailed
+from pipeline.stages import validate
+from pipeline.validation import headers
+from pipeline.validation.decode import Limits, decode_pass, pick_pool
+
+CLASSES = ["0", "1"]
+LABELS = {"format": "idc", "classes": CLASSES, "positive": "1"}
+
+
+def encode(img: np.ndarray, ext: str = ".png") -> bytes:
+    ok, buf = cv2.imencode(ext, img)
+    assert ok, ext
+    return buf.tobytes()
+
+
+def patch(seed: int, shape: tuple[int, ...] = (50, 50, 3), dtype: type = np.uint8) -> np.ndarray:
+    high = 65535 if dtype == np.uint16 else 255
+    return np.random.default_rng(seed).integers(0, high, shape, dtype=dtype)
+
+
+def row_for(path: str, label: int, patient: str, x: int, y: int = 0, sha: str | None = None) -> dict:
+    """A canonical manifest row; sha256/bytes from the file as ingest would record them."""
+    p = Path(path)
+    data = p.read_bytes() if p.is_file() else b""
+    return {
+        "path": path,
+        "bytes": len(data),
+        "sha256": sha or hashlib.sha256(data).hexdigest(),
+        "label": label,
+        "class_name": CLASSES[label] if label in (0, 1) else "?",
+        "patient_id": patient,
+        "x": x,
+        "y": y,
+        "source_split": None,
+    }
+
+
+def add_file(data: bytes, name: str, label: int = 0, patient: str = "900", x: int = 0) -> dict:
+    """Write bytes under raw/ (relative to cwd) and return its manifest row."""
+    path = Path("raw") / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return row_for(str(path), label, patient, x)
+
+
+def make_valid(n: int = 12, patients: int = 3) -> list[dict]:
+    """n valid 50x50 RGB PNGs in IDC naming, alternating classes, spread over patients."""
+    rows = []
+    for i in range(n):
+        pid, label = str(10 + i % patients), i % 2
+        rows.append(
+            add_file(encode(patch(i)), f"{pid}_idx5_x{i * 50}_y0_class{label}.png", label, pid, i * 50)
+        )
+    return rows
+
+
+def io_paths(root: Path = Path(".")) -> tuple[dict[str, Path], dict[str, Path]]:
+    inputs = {"manifest": root / "interim/manifest.csv", "labels": root / "interim/labels.json"}
+    outputs = {
+        "validated": root / "interim/validated.csv",
+        "quarantine": root / "reports/validation/quarantine.csv",
+        "summary": root / "reports/validation/summary.json",
+        "docs": root / "reports/validation/data_docs",
+    }
+    return inputs, outputs
+
+
+def write_inputs(rows: list[dict], labels: dict | None = None) -> tuple[dict[str, Path], dict[str, Path]]:
+    inputs, outputs = io_paths()
+    inputs["manifest"].parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(inputs["manifest"], index=False)
+    inputs["labels"].write_text(json.dumps(LABELS if labels is None else labels))
+    return inputs, outputs
+
+
+def run_validate(rows: list[dict], **validate_params) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """Run the stage in cwd; returns (summary.json, validated.csv, quarantine.csv)."""
+    inputs, outputs = write_inputs(rows)
+    cfg = config.from_dict({"validate": validate_params})
+    validate.run(cfg, inputs, outputs)
+    summary = json.loads(outputs["summary"].read_text())
+    return summary, manifest.read(outputs["validated"]), pd.read_csv(outputs["quarantine"], dtype=str)
+
+
+def test_clean_dataset_passes_and_writes_every_output(in_tmp: Path) -> None:
+    rows = make_valid(12)
+    summary, validated, quarantine = run_validate(rows)
+    assert list(validated.columns) == [*manifest.CANONICAL_COLUMNS, *manifest.DECODED_COLUMNS]
+    assert validated["path"].tolist() == [r["path"] for r in rows]
+    assert set(validated["height"]) == {50} and set(validated["width"]) == {50}
+    assert set(validated["channels"]) == {3} and set(validated["dtype"]) == {"uint8"}
+    assert quarantine.empty and list(quarantine.columns) == ["path", "reason", "detail"]
+    assert summary["n_rows"] == summary["n_valid"] == 12 and summary["n_quarantined"] == 0
+    assert summary["classes"] == {"0": 6, "1": 6} and summary["n_patients"] == 3
+    assert summary["gx_success"] is True and summary["n_expectations"] >= 12
+    assert summary["decode_img_per_s"] > 0
+    docs = in_tmp / "reports/validation/data_docs"
+    assert (docs / "index.html").is_file()
+    assert json.loads((docs / "validation_result.json").read_text())["success"] is True
+
+
+def test_quarantine_counts_reasons_and_keeps_first_duplicate(in_tmp: Path) -> None:
+    rows = make_valid(12)
+    copy = add_file(Path(rows[3]["path"]).read_bytes(), "10_idx5_x9000_y0_class1.png", 1, "10", 9000)
+    rows += [copy, add_file(b"", "11_idx5_x9050_y0_class0.png", 0, "11", 9050)]
+    summary, validated, quarantine = run_validate(rows, max_quarantine_fraction=0.5)
+    assert summary["reasons"]["duplicate"] == 1 and summary["reasons"]["zero-byte"] == 1
+    assert summary["n_quarantined"] == 2 and summary["n_valid"] == 12
+    dup = quarantine[quarantine["reason"] == "duplicate"].iloc[0]
+    assert dup["path"] == copy["path"] and dup["detail"] == f"same bytes as {rows[3]['path']}"
+    assert rows[3]["path"] in set(validated["path"])
+
+
+def test_threads_and_processes_give_identical_checks(in_tmp: Path) -> None:
+    rows = make_valid(6) + [add_file(b"junk", "x.png"), add_file(encode(patch(1, (4, 50, 3))), "small.png")]
+    paths, shas = [r["path"] for r in rows], [r["sha256"] for r in rows]
+    limits = Limits(min_side=8, max_side=8192, max_pixels=10**8)
+    threads, _ = decode_pass(paths, shas, limits, workers=2, kind="thread")
+    processes, _ = decode_pass(paths, shas, limits, workers=2, kind="process")
+    assert threads == processes
+    assert [c.reason for c in threads] == [""] * 6 + ["not-an-image", "too-small"]
+
+
+def test_auto_pool_forks_only_for_many_files() -> None:
+    assert pick_pool("auto", 10) == "thread"
+    assert pick_pool("auto", 10**6) == "process"
+    result: list[str] = []
+    worker = threading.Thread(target=lambda: result.append(pick_pool("auto", 10**6)))
+    worker.start()
+    worker.join()
+    assert result == ["thread"]  # not the main thread (e.g. a Prefect task): never fork
+    assert pick_pool("thread", 10**6) == "thread" and pick_pool("process", 1) == "process"
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp", ".tiff", ".webp", ".gif"])
+@pytest.mark.parametrize("shape", [(37, 91, 3), (64, 20, 3)])
+def test_header_dimensions_match_decoded_size(ext: str, shape: tuple[int, int, int]) -> None:
+    data = encode(patch(0, shape), ext)
+    fmt = headers.sniff(data)
+    assert fmt == {".jpg": "jpeg", ".tiff": "tiff"}.get(ext, ext[1:])
+    assert headers.dimensions(data, fmt) == (shape[1], shape[0])
+    assert not headers.is_truncated(data, fmt)
+
+
+def test_lossless_webp_and_rgba_header_dimensions() -> None:
+    lossless = cv2.imencode(".webp", patch(0, (30, 20, 4)), [cv2.IMWRITE_WEBP_QUALITY, 101])[1].tobytes()
+    assert headers.dimensions(lossless, "webp") == (20, 30)
+    assert headers.png_channels(encode(patch(0, (30, 20, 4)))) == 4
+    assert headers.png_channels(encode(patch(0, (30, 20)))) == 1
+
+
+def test_duplicate_patch_coordinates_fail_the_gx_suite(in_tmp: Path) -> None:
+    rows = make_valid(6)
+    rows[4]["patient_id"], rows[4]["x"] = rows[2]["patient_id"], rows[2]["x"]  # different pixels, same spot
+    inputs, outputs = write_inputs(rows)
+    with pytest.raises(ValidationFailed) as err:
+        validate.run(config.from_dict({}), inputs, outputs)
+    msg = str(err.value)
+    assert msg.startswith(
+        "1 of 14 data expectations failed: expect_compound_columns_to_be_unique(patient_id, x, y)"
+    )
+    assert f'"x": {rows[2]["x"]}' in msg
+    assert not any(p.exists() for p in outputs.values())
+
+
+def test_a_class_without_valid_images_fails_the_gx_suite(in_tmp: Path) -> None:
+    rows = [r for r in make_valid(8) if r["label"] == 0]
+    inputs, outputs = write_inputs(rows)
+    with pytest.raises(ValidationFailed, match=r"expect_column_distinct_values_to_contain_set\(class_name\)"):
+        validate.run(config.from_dict({}), inputs, outputs)
+
+
+def test_cli_runs_the_stage_and_removes_outputs_on_failure(in_tmp: Path, capsys) -> None:
+    rows = make_valid(6)
+    inputs, outputs = write_inputs(rows)
+    Path("params.yaml").write_text("validate:\n  workers: 1\n")
+    args = ["stage", "validate", "--params", "params.yaml"]
+    args += [f"-i{k}={v}" for k, v in inputs.items()] + [f"-o{k}={v}" for k, v in outputs.items()]
+    assert main(args) == 0
+    assert all(p.exists() for p in outputs.values())
+    for p in outputs.values():
+        p.unlink() if p.is_file() else shutil.rmtree(p)
+    Path(rows[0]["path"]).write_bytes(b"")  # 1 of 6 bad > 1 % limit
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("medpipe: error: 1 of 6 images quarantined (16.7%)")
+    assert not any(p.exists() for p in outputs.values())
+
+
+def test_rows_all_rejected_before_decoding_still_end_in_one_clear_error(in_tmp: Path) -> None:
+    rows = make_valid(3)
+    for row in rows:
+        row["patient_id"] = None
+    inputs, outputs = write_inputs(rows)
+    cfg = config.from_dict({"validate": {"max_quarantine_fraction": 1.0}})
+    with pytest.raises(ValidationFailed, match=r"^2 of 13 data expectations failed: expect_table_row_count"):
+        validate.run(cfg, inputs, outputs)
