@@ -21,10 +21,13 @@ TEST_SHA_TAG = "data.test_manifest_sha256"
 
 
 def load_model(model_dir: Path):
-    """Load a downloaded model.keras with Keras safe mode (no arbitrary code from the artifact)."""
-    import keras
+    """Load a downloaded model.keras with Keras safe mode (no arbitrary code from the artifact).
 
-    return keras.saving.load_model(model_dir / "model.keras", safe_mode=True)
+    Goes through the evaluate stage's loader, which registers medpipe's custom layers first.
+    """
+    from pipeline.evaluation.predictions import load_model as load_keras_model
+
+    return load_keras_model(model_dir / "model.keras")
 
 
 def score(model, label_map: dict, val_df, test_df, cfg: Config) -> dict:
