@@ -130,3 +130,21 @@ def test_metrics_registry_and_lineage_answer(project):
     assert "roc_auc" in text
     raw_md5 = yaml.safe_load((work / "dvc.lock").read_text())["stages"]["ingest"]["outs"][0]["md5"]
     assert raw_md5 in text
+
+
+def test_reproduce_rebuilds_version_1_with_the_same_metrics(project):
+    """`medpipe reproduce` rebuilds v1 from its git revision in a worktree; CPU training is seeded."""
+    work, env = project
+    if not (work / "reports/registered.json").is_file():
+        _run([sys.executable, "-m", "dvc", "repro"], work, env)
+    proc = subprocess.run(
+        ["medpipe", "reproduce", "e2e-idc@1", "--tolerance", "0.001"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "e2e-idc v1: reproduced" in proc.stdout
+    assert "roc_auc" in proc.stdout
