@@ -97,7 +97,7 @@ class TrainConfig:
         "baseline_cnn"
     )
     weights: str = "none"  # imagenet | none | path to .weights.h5
-    epochs: int = 8
+    epochs: int = 12
     batch_size: int = 16
     learning_rate: float = 1e-3
     fine_tune_epochs: int = 0

@@ -2,7 +2,7 @@
 
 Tag schema (all values are strings; MLflow tag keys allow letters, digits, `_ - . / space`):
     git.commit                      HEAD of the project repo ("unknown" outside git)
-    git.dirty                       "true" when tracked files differ from HEAD
+    git.dirty                       "true" when tracked files (not dvc.lock/.gitignore) differ from HEAD
     params.sha256                   sha256 of the canonical JSON of the full typed config
     dvc.<stage>.dep.<path>          md5 of every dep of every stage in dvc.lock
     dvc.<stage>.out.<path>          md5 of every out (directories end in ".dir")
@@ -56,14 +56,22 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Files `dvc repro` itself rewrites (and autostages): they record outputs, not code or params,
+# so they do not make a revision dirty.
+DVC_BOOKKEEPING = (":(exclude,top)dvc.lock", ":(exclude,top,glob)**/.gitignore")
+
+
 def git_revision(cwd: Path | None = None) -> tuple[str, bool]:
-    """(HEAD commit, dirty) of the repo holding cwd; ("unknown", True) outside git."""
+    """(HEAD commit, dirty) of the repo holding cwd; ("unknown", True) outside git.
+
+    Dirty means tracked code or params differ from HEAD; DVC's bookkeeping files do not count.
+    """
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *DVC_BOOKKEEPING],
             cwd=cwd,
             capture_output=True,
             text=True,

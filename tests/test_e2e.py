@@ -10,33 +10,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY = {
-    "data": {"sample": {"patients": 12, "patches_per_patient": 40, "seed": 3}},
-    "split": {"val_fraction": 0.2, "test_fraction": 0.25},
-    "train": {"epochs": 2, "batch_size": 32},
-    "evaluate": {"bootstrap": 20},
-    "registry": {"model_name": "e2e-idc"},
-}
+from tiny_project import GIT_ENV, make_project
 
 pytestmark = pytest.mark.slow
-
-
-def _merge(base: dict, over: dict) -> dict:
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 def _run(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
@@ -51,26 +33,11 @@ def _ran(output: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> tuple[Path, dict]:
-    work = tmp_path_factory.mktemp("e2e") / "proj"
-    work.mkdir()
-    for name in ("pipeline", "flows", "dvc.yaml", "pyproject.toml"):
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, work / name)
-    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (work / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/checkpoints/\n/gx/\n/lineage.db\n")
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env.pop("MLFLOW_TRACKING_URI", None)
-    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "ci"
-    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "ci@example.invalid"
-    _run(["git", "init", "-q"], work, env)
-    _run([sys.executable, "-m", "dvc", "init", "-q"], work, env)
-    _run(["git", "add", "-A"], work, env)
-    _run(["git", "commit", "-qm", "e2e"], work, env)
+    env.update(GIT_ENV)
+    work = make_project(tmp_path_factory.mktemp("e2e") / "proj", "e2e-idc", env)
     return work, env
 
 

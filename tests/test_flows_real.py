@@ -8,37 +8,17 @@ flow says so instead of claiming a new model.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
+import os
 import time
 from pathlib import Path
 
 import pytest
-import yaml
+from tiny_project import GIT_ENV, make_project
 
 from flows.nightly_retrain import nightly_retrain
 from flows.run_report import MARKDOWN_KEY
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = {
-    "data": {"sample": {"patients": 12, "patches_per_patient": 40, "seed": 3}},
-    "split": {"val_fraction": 0.2, "test_fraction": 0.25},
-    "train": {"epochs": 2, "batch_size": 32},
-    "evaluate": {"bootstrap": 20},
-    "registry": {"model_name": "flow-idc"},
-}
-
 pytestmark = pytest.mark.slow
-
-
-def _merge(base: dict, over: dict) -> dict:
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 @pytest.fixture(scope="module")
@@ -51,31 +31,10 @@ def harness():
 
 @pytest.fixture
 def project(tmp_path, monkeypatch) -> Path:
-    work = tmp_path / "proj"
-    work.mkdir()
-    for name in ("pipeline", "flows", "dvc.yaml", "pyproject.toml", ".dvcignore"):
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            shutil.copy2(src, work / name)
-    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (work / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/checkpoints/\n/gx/\n/lineage.db\n")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    for key in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
-        monkeypatch.setenv(key, "ci")
-    for key in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
-        monkeypatch.setenv(key, "ci@example.invalid")
-    for args in (
-        ["git", "init", "-q"],
-        [sys.executable, "-m", "dvc", "init", "-q"],
-        [sys.executable, "-m", "dvc", "remote", "add", "-d", "store", str(tmp_path / "remote")],
-        ["git", "add", "-A"],
-        ["git", "commit", "-qm", "flow test"],
-    ):
-        subprocess.run(args, cwd=work, check=True)
-    return work
+    for key, value in GIT_ENV.items():
+        monkeypatch.setenv(key, value)
+    return make_project(tmp_path / "proj", "flow-idc", dict(os.environ), dvc_remote=tmp_path / "remote")
 
 
 def test_nightly_flow_on_the_real_pipeline(harness, project, tmp_path):

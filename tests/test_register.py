@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,28 @@ def test_unknown_gate_metric_is_a_config_error(tracking: str, in_tmp: Path) -> N
     with pytest.raises(MedpipeError, match="gate.metric 'roc_acu'"):
         register.run(bad, INPUTS, OUTPUTS)
     assert not MlflowClient(tracking).search_registered_models()
+
+
+def test_dvc_bookkeeping_does_not_make_a_revision_dirty(tmp_path: Path) -> None:
+    """dvc.lock and the .gitignore files that `dvc repro` rewrites are not code changes."""
+    import subprocess
+
+    from pipeline.registry_tags import git_revision
+
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@x",
+        "GIT_COMMITTER_EMAIL": "t@x",
+    }
+    for name in ("params.yaml", "dvc.lock", ".gitignore", "data/.gitignore"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("v1\n")
+    for args in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        subprocess.run(args, cwd=tmp_path, check=True, env={**os.environ, **env})
+    for name in ("dvc.lock", ".gitignore", "data/.gitignore"):
+        (tmp_path / name).write_text("v2\n")
+    head, dirty = git_revision(tmp_path)
+    assert len(head) == 40 and dirty is False
+    (tmp_path / "params.yaml").write_text("train: {epochs: 3}\n")
+    assert git_revision(tmp_path) == (head, True)
