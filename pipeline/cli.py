@@ -51,7 +51,10 @@ def run_stage(name: str, params: Path, inputs: dict[str, Path], outputs: dict[st
     existed = {key for key, path in outputs.items() if path.exists()}
     try:
         return module.run(cfg, inputs, outputs) or {}
-    except BaseException:
+    except Exception:
+        # A failure leaves nothing half-written. An interrupt (Ctrl-C, SIGTERM via KeyboardInterrupt)
+        # is not a failure: dvc.lock is not updated, DVC clears non-persist outputs before the next
+        # run, and persist outputs (train checkpoints) are what lets that run resume.
         for key, path in outputs.items():
             if key not in existed:
                 _remove(path)

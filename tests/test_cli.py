@@ -53,3 +53,20 @@ def test_failing_stage_leaves_no_partial_outputs(tmp_path, monkeypatch):
         cli.run_stage("split", PROJECT_PARAMS, {}, {"new": created, "kept": kept})
     assert not created.exists()
     assert (kept / "old.txt").read_text() == "from an earlier good run"
+
+
+def test_interrupted_stage_keeps_resume_state(tmp_path, monkeypatch):
+    """Ctrl-C during training must not delete the checkpoints a rerun resumes from."""
+    checkpoints = tmp_path / "checkpoints"
+
+    def run(cfg, inputs, outputs):
+        outputs["checkpoints"].mkdir()
+        (outputs["checkpoints"] / "epoch-3.keras").write_text("weights")
+        raise KeyboardInterrupt
+
+    fake = types.ModuleType("pipeline.stages.train")
+    fake.run = run
+    monkeypatch.setitem(sys.modules, "pipeline.stages.train", fake)
+    with pytest.raises(KeyboardInterrupt):
+        cli.run_stage("train", PROJECT_PARAMS, {}, {"checkpoints": checkpoints})
+    assert (checkpoints / "epoch-3.keras").read_text() == "weights"
