@@ -26,18 +26,20 @@ REGISTERED = "reports/registered.json"
 METRICS = "reports/metrics.json"
 
 
+# Only network-bound tasks retry, with exponential backoff and jitter; the rest fail at once.
+NETWORK_TASK = {
+    "retries": NETWORK_RETRIES,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=30),
+    "retry_jitter_factor": 0.5,
+    "tags": ["network"],
+}
+
+
 def _run(args: list[str], project_dir: str, timeout_s: float):
     return run_dvc(args, Path(project_dir), timeout_s, get_run_logger(), flow_run.id)
 
 
-@task(
-    name="sync-data",
-    retries=NETWORK_RETRIES,
-    retry_delay_seconds=exponential_backoff(backoff_factor=30),
-    retry_jitter_factor=0.5,
-    timeout_seconds=SYNC_TIMEOUT_S,
-    tags=["network"],
-)
+@task(name="sync-data", timeout_seconds=SYNC_TIMEOUT_S, **NETWORK_TASK)
 def sync_data(project_dir: str) -> dict:
     """`dvc pull` when a default remote is configured, then re-sync the source: `dvc repro -f -s ingest`."""
     remote = default_remote(Path(project_dir))
@@ -72,14 +74,7 @@ def register_model(project_dir: str) -> dict:
     }
 
 
-@task(
-    name="dvc-push",
-    retries=NETWORK_RETRIES,
-    retry_delay_seconds=exponential_backoff(backoff_factor=30),
-    retry_jitter_factor=0.5,
-    timeout_seconds=PUSH_TIMEOUT_S,
-    tags=["network"],
-)
+@task(name="dvc-push", timeout_seconds=PUSH_TIMEOUT_S, **NETWORK_TASK)
 def push_outputs(project_dir: str) -> str | None:
     """`dvc push` to the default remote (skipped when none is configured); returns the remote name."""
     remote = default_remote(Path(project_dir))
