@@ -105,12 +105,17 @@ class PathAdapter:
 
     name: ClassVar[str]
     example: ClassVar[str]  # a path below data/raw that fits, for error messages
+    # Formats with a fixed label set declare it here; others override classes()/positive().
+    fixed_classes: ClassVar[tuple[str, ...]] = ()
+    fixed_positive: ClassVar[str | None] = None
 
     def classes(self, data: DataConfig) -> list[str]:
-        raise NotImplementedError
+        if not self.fixed_classes:
+            raise NotImplementedError
+        return list(self.fixed_classes)
 
     def positive(self, data: DataConfig) -> str | None:
-        raise NotImplementedError
+        return self.fixed_positive
 
     def ignore(self, rel: PurePosixPath, data: DataConfig) -> str | None:
         """Reason to skip a file (no row), or None to parse it."""

@@ -61,12 +61,8 @@ def _folder_conflicts(parents: tuple[str, ...], bm: str, code: str, slide: str, 
 class BreakhisAdapter(PathAdapter):
     name = "breakhis"
     example = "BreaKHis_v1/histology_slides/breast/benign/SOB/adenosis/SOB_B_A_14-22549AB/40X/SOB_B_A-14-22549AB-40-001.png"
-
-    def classes(self, data: DataConfig) -> list[str]:
-        return list(CLASSES)
-
-    def positive(self, data: DataConfig) -> str | None:
-        return "malignant"
+    fixed_classes = tuple(CLASSES)
+    fixed_positive = "malignant"
 
     def parse(self, rel: PurePosixPath, data: DataConfig) -> Parsed | FormatIssue | Ignored:
         m = NAME_RE.match(rel.name)

@@ -21,12 +21,8 @@ CLASSES = ["non_idc", "idc"]
 class IdcAdapter(PathAdapter):
     name = "idc"
     example = "10253/1/10253_idx5_x1001_y1051_class1.png"
-
-    def classes(self, data: DataConfig) -> list[str]:
-        return list(CLASSES)
-
-    def positive(self, data: DataConfig) -> str | None:
-        return "idc"
+    fixed_classes = tuple(CLASSES)
+    fixed_positive = "idc"
 
     def parse(self, rel: PurePosixPath, data: DataConfig) -> Parsed | FormatIssue:
         m = NAME_RE.match(rel.name)

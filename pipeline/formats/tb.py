@@ -22,12 +22,8 @@ CLASSES = ["normal", "tuberculosis"]
 class TbAdapter(PathAdapter):
     name = "tb"
     example = "MontgomerySet/CXR_png/MCUCXR_0001_0.png"
-
-    def classes(self, data: DataConfig) -> list[str]:
-        return list(CLASSES)
-
-    def positive(self, data: DataConfig) -> str | None:
-        return "tuberculosis"
+    fixed_classes = tuple(CLASSES)
+    fixed_positive = "tuberculosis"
 
     def ignore(self, rel: PurePosixPath, data: DataConfig) -> str | None:
         if any("mask" in part.lower() for part in rel.parent.parts):
