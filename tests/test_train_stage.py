@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import cv2
@@ -106,12 +107,19 @@ def test_outputs_layout_and_history(in_tmp):
 
 
 def test_two_runs_give_identical_weights_and_history(in_tmp):
+    import keras
+
     from pipeline.stages import train
+
+    class DrawsFromGlobalRandom(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            random.random()  # as any other code in the process may
 
     inputs = make_project(in_tmp)
     a, b = outputs_in(in_tmp, "_a"), outputs_in(in_tmp, "_b")
     train.run(tiny_cfg(cache_mb=0), inputs, a)  # streamed from disk
-    train.run(tiny_cfg(cache_mb=0), inputs, b)
+    # other code drawing from Python's global `random` mid-training must not change the batch order
+    train.train(tiny_cfg(cache_mb=0), inputs, b, callbacks=(DrawsFromGlobalRandom(),))
     for wa, wb in zip(_weights(a["model"]), _weights(b["model"]), strict=True):
         np.testing.assert_array_equal(wa, wb)
     pd.testing.assert_frame_equal(pd.read_csv(a["history"]), pd.read_csv(b["history"]))

@@ -140,6 +140,9 @@ def fit(
             epochs=phase.epochs,
             initial_epoch=phase.initial_epoch,
             class_weight=class_weight,
+            # the dataset orders its own batches from (seed, epoch); Keras' shuffle would reorder
+            # them with Python's global `random`, which any other code (or a resume) can advance
+            shuffle=False,
             callbacks=[*_callbacks(cfg, phase, ckpt, train_ds, timer), *extra_callbacks],
             verbose=0,
         )
