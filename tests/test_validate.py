@@ -21,8 +21,9 @@ from pipeline import config, manifest
 from pipeline.cli import main
 from pipeline.errors import ValidationFailed
 from pipeline.stages import validate
-from pipeline.validation import headers
-from pipeline.validation.decode import Limits, decode_pass, pick_pool
+from pipeline.validation import decode, headers
+from pipeline.validation.checks import check_file, read_file
+from pipeline.validation.decode import Limits, chunk_size, decode_pass, pick_pool
 
 CLASSES = ["0", "1"]
 LABELS = {"format": "idc", "classes": CLASSES, "positive": "1"}
@@ -139,7 +140,52 @@ def test_threads_and_processes_give_identical_checks(in_tmp: Path) -> None:
     threads, _ = decode_pass(paths, shas, limits, workers=2, kind="thread")
     processes, _ = decode_pass(paths, shas, limits, workers=2, kind="process")
     assert threads == processes
-    assert [c.reason for c in threads] == [""] * 6 + ["not-an-image", "too-small"]
+    assert threads["reason"] == [""] * 6 + ["not-an-image", "too-small"]
+    assert threads["sha256"][:6] == shas[:6] and threads["height"][7] == 4
+
+
+def test_many_chunks_keep_input_order_in_both_pools(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # one file per task: results of 9 tasks from 2 forked workers (which inherit the job) come back in order
+    monkeypatch.setattr(decode, "MIN_CHUNK", 1)
+    rows = make_valid(5) + [
+        add_file(b"", "empty.png"),
+        add_file(encode(patch(2, (50, 50), np.uint16)), "gray16.png"),
+    ]
+    rows += [add_file(encode(patch(3, (4, 50, 3)), ".jpg"), "small.jpg"), add_file(b"%PDF-1.4", "pdf.png")]
+    paths, shas = [r["path"] for r in rows], [r["sha256"] for r in rows]
+    limits = Limits(min_side=8, max_side=8192, max_pixels=10**8)
+    assert chunk_size(len(paths), 2) == 1
+    expected = [check_file(p, s, limits) for p, s in zip(paths, shas, strict=True)]
+    for kind in ("thread", "process"):
+        columns, rate = decode_pass(paths, shas, limits, workers=2, kind=kind)
+        assert list(zip(*columns.values(), strict=True)) == [tuple(c) for c in expected], kind
+        assert rate > 0
+    assert [c.reason for c in expected[5:]] == ["zero-byte", "", "too-small", "not-an-image"]
+    assert expected[6].dtype == "uint16" and expected[6].channels == 1
+
+
+def test_chunk_size_grows_with_the_run_within_bounds() -> None:
+    assert chunk_size(10, 2) == decode.MIN_CHUNK
+    assert chunk_size(50_000, 2) == 1563  # 16 tasks per worker
+    assert chunk_size(277_524, 2) == decode.MAX_CHUNK
+    assert chunk_size(277_524, 64) == 272
+
+
+def test_read_file_returns_every_byte_and_raises_oserror(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 5000
+    (tmp_path / "f.bin").write_bytes(data)
+    (tmp_path / "empty").write_bytes(b"")
+    assert read_file(str(tmp_path / "f.bin")) == data
+    assert read_file(str(tmp_path / "empty")) == b""
+    with pytest.raises(IsADirectoryError):
+        read_file(str(tmp_path))
+    with pytest.raises(FileNotFoundError):
+        read_file(str(tmp_path / "missing"))
+
+
+def test_decode_pass_rejects_mismatched_lengths() -> None:
+    with pytest.raises(ValueError, match="2 paths but 1 expected"):
+        decode_pass(["a", "b"], [None], Limits(8, 8192, 10**8))
 
 
 def test_auto_pool_forks_only_for_many_files() -> None:

@@ -37,8 +37,8 @@ def check_rows(df: pd.DataFrame, classes: list[str], cfg: Config) -> tuple[pd.Da
     v = cfg.validate
     limits = Limits(min_side=v.min_side, max_side=v.max_side, max_pixels=v.max_pixels)
     shas = [s if isinstance(s, str) and s else None for s in df.loc[todo, "sha256"].astype(object)]
-    checks, rate = decode_pass(df.loc[todo, "path"].astype(str).tolist(), shas, limits, v.workers)
-    decoded = pd.DataFrame(checks, index=todo, columns=list(FileCheck._fields))
+    columns, rate = decode_pass(df.loc[todo, "path"].astype(str).tolist(), shas, limits, v.workers)
+    decoded = pd.DataFrame(columns, index=todo, columns=list(FileCheck._fields))
     out = df.join(
         decoded[["height", "width", "channels", "dtype"]].astype(
             {"height": "Int64", "width": "Int64", "channels": "Int64", "dtype": "string"}
