@@ -25,6 +25,7 @@ from flows.run_report import decision, headline_metrics, publish_artifacts
 from flows.tasks import (
     METRICS,
     TRAIN_TIMEOUT_S,
+    commit_lock_files,
     push_outputs,
     read_json,
     register_model,
@@ -63,13 +64,16 @@ def nightly_retrain(
     network_retry_delay_s: float = 30.0,
     train_timeout_s: float = TRAIN_TIMEOUT_S,
     gpu_poll_s: float = GPU_POLL_S,
+    commit_lock: bool = True,
 ):
     """Retrain on the latest data and promote the model only when it beats the champion.
 
     project_dir: the medpipe checkout (a git + DVC repo); push: `dvc push` at the end when a default
     remote is configured; gpu_pool: train through the `train-gpu` deployment instead of in-process;
     lock_wait_s: how long a second run waits for the workspace (0 = fail fast "workspace busy");
-    network_retry_delay_s: backoff factor of the network tasks' retries (delays f, 2f, 4f).
+    network_retry_delay_s: backoff factor of the network tasks' retries (delays f, 2f, 4f);
+    commit_lock: git-commit dvc.lock (and DVC's .gitignore entries, nothing else) before register,
+    so the registered git revision holds the lock that produced the model (skipped outside git).
     """
     logger = get_run_logger()
     root = str(Path(project_dir).resolve())
@@ -86,6 +90,7 @@ def nightly_retrain(
                 _train_on_gpu_pool(root, train_timeout_s, gpu_poll_s)  # its stages show in the subflow's logs
             else:
                 ran += train_model.with_options(timeout_seconds=train_timeout_s)(root)
+        lock = commit_lock_files(root) if commit_lock else {"head": None, "files": [], "note": "not asked"}
         outcome = register_model(root)
         ran += outcome["stages_run"]
         for stage in stages[stages.index("register") + 1 :]:
@@ -103,6 +108,7 @@ def nightly_retrain(
         "stages_run": outcome["stages_run"],
         "record": outcome["record"],
         "metrics": metrics,
+        "lock_commit": lock,
     }
     return Completed(message=message, data=summary)
 
@@ -114,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-push", action="store_true")
     parser.add_argument("--gpu-pool", action="store_true")
     parser.add_argument("--lock-wait-s", type=float, default=0.0)
+    parser.add_argument("--no-commit-lock", action="store_true", help="do not git-commit dvc.lock")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     state = nightly_retrain(
@@ -121,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         push=not args.no_push,
         gpu_pool=args.gpu_pool,
         lock_wait_s=args.lock_wait_s,
+        commit_lock=not args.no_commit_lock,
         return_state=True,
     )
     logging.getLogger("medpipe.flows").info("%s: %s", state.name, state.message)

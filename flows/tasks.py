@@ -15,12 +15,14 @@ from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
 
 from flows.dvc_runner import StageFailed, default_remote, run_dvc
+from flows.lock_commit import commit_dvc_lock
 
 NETWORK_RETRIES = 3
 SYNC_TIMEOUT_S = 2 * 3600
 STAGE_TIMEOUT_S = 2 * 3600
 TRAIN_TIMEOUT_S = 8 * 3600
 REGISTER_TIMEOUT_S = 1800
+COMMIT_TIMEOUT_S = 120
 PUSH_TIMEOUT_S = 2 * 3600
 REGISTERED = "reports/registered.json"
 METRICS = "reports/metrics.json"
@@ -61,6 +63,14 @@ def repro_stage(project_dir: str, stage: str) -> list[str]:
 def train_model(project_dir: str) -> list[str]:
     """`dvc repro train`, tagged `gpu` so a tag concurrency limit routes it to one slot at a time."""
     return _run(["repro", "train"], project_dir, TRAIN_TIMEOUT_S).ran
+
+
+@task(name="commit-dvc-lock", timeout_seconds=COMMIT_TIMEOUT_S)
+def commit_lock_files(project_dir: str) -> dict:
+    """git-commit dvc.lock (+ DVC's .gitignore entries) only, so register records a revision holding them."""
+    done = commit_dvc_lock(Path(project_dir), f"nightly: dvc.lock of flow run {flow_run.id}")
+    get_run_logger().info(done.note)
+    return {"head": done.head, "files": list(done.files), "note": done.note}
 
 
 @task(name="gate-and-register", timeout_seconds=REGISTER_TIMEOUT_S)

@@ -2,8 +2,10 @@
 
 Both metric dicts must come from the SAME frozen test manifest (the register stage re-scores the
 champion when its recorded test manifest differs). Promote when there is no champion, or when
-the gate metric improves by at least gate.min_delta and no guard metric drops by more than
-gate.max_drop. A missing or non-finite metric never promotes.
+the gate metric STRICTLY improves (by more than float noise) and by at least gate.min_delta, and
+no guard metric drops by more than gate.max_drop. A tie never promotes, whatever min_delta is: an
+identical retrain must not take over as champion (the alias would move, and its history would
+record a "promotion" that changed nothing). A missing or non-finite metric never promotes.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ def decide(challenger: dict, champion: dict | None, cfg: GateConfig) -> Decision
     gate_delta = deltas[cfg.metric]
     if math.isnan(gate_delta):
         return Decision(False, f"{cfg.metric} is missing or not finite for challenger or champion", deltas)
+    if abs(gate_delta) <= _EPS:
+        return Decision(
+            False,
+            f"{cfg.metric} ties the champion ({gate_delta:+.4f}): promotion needs a strict improvement",
+            deltas,
+        )
     if gate_delta + _EPS < cfg.min_delta:
         return Decision(
             False, f"{cfg.metric} changed by {gate_delta:+.4f}, needs at least {cfg.min_delta:+.4f}", deltas

@@ -1,9 +1,12 @@
 """`medpipe reproduce <name>@<version>`: rebuild a registered version from its git revision and compare.
 
 The version's `git.commit` is checked out in a temporary `git worktree` that shares this repo's
-DVC cache; there `dvc repro --force evaluate` re-runs the pipeline up to evaluate (never
-register), with PYTHONPATH pointing at the worktree so the stages run the code of that
-revision. Every registered metric is compared with the reproduced one; exit 0 when all are
+DVC cache. The raw data of that revision is restored from its dvc.lock (`dvc checkout ingest`
+from the cache, else `dvc pull ingest` from the default remote) instead of re-syncing
+data.source, which may have changed since; then every stage after ingest up to evaluate is
+forced (`dvc repro --force --single-item`, never register), with PYTHONPATH pointing at the
+worktree so the stages run the code of that revision. A revision whose dvc.lock has no ingest
+entry (a nightly run before dvc.lock was committed) falls back to `dvc repro --force evaluate`. Every registered metric is compared with the reproduced one; exit 0 when all are
 within the absolute tolerance, 1 otherwise. The worktree is removed afterwards.
 """
 
@@ -65,16 +68,41 @@ def metrics_path(dvc_yaml: Path) -> Path:
     raise MedpipeError(f"{dvc_yaml} declares no metrics file for stage '{TARGET}'")
 
 
+def _stages_after_ingest(tree: Path) -> list[str] | None:
+    """Stages to force after restoring ingest's outputs; None when the revision's lock cannot restore them."""
+    lock_path = tree / "dvc.lock"
+    lock = (yaml.safe_load(lock_path.read_text()) or {}) if lock_path.is_file() else {}
+    stages = list((yaml.safe_load((tree / "dvc.yaml").read_text()) or {}).get("stages") or {})
+    if "ingest" not in (lock.get("stages") or {}) or "ingest" not in stages or TARGET not in stages:
+        return None
+    return stages[stages.index("ingest") + 1 : stages.index(TARGET) + 1]
+
+
+def _restore_ingest(tree: Path, env: dict) -> None:
+    """The revision's data/raw + raw manifest: from the shared cache, else from the DVC remote."""
+    done = subprocess.run(_dvc("checkout", "ingest"), cwd=tree, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        log.info("ingest outputs not all in the cache; pulling them from the DVC remote")
+        _run(_dvc("pull", "ingest"), tree, env)
+
+
 def rebuild(repo: Path, commit: str) -> dict[str, float]:
-    """Metrics of `dvc repro --force evaluate` at commit, sharing repo's DVC cache."""
+    """Metrics of the pipeline up to evaluate at commit, on that commit's data, sharing repo's DVC cache."""
     cache = _run(_dvc("cache", "dir"), repo).strip()
     with worktree(repo, commit) as tree:
         _run(_dvc("cache", "dir", "--local", cache), tree)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-        log.info("reproducing %s in %s (dvc repro --force %s)", commit[:12], tree, TARGET)
-        _run(_dvc("repro", "--force", TARGET), tree, env)
+        stages = _stages_after_ingest(tree)
+        if stages is None:
+            log.warning("%s: dvc.lock records no ingest outputs; re-syncing data.source instead", commit[:12])
+            _run(_dvc("repro", "--force", TARGET), tree, env)
+        else:
+            _restore_ingest(tree, env)
+            log.info("reproducing %s in %s on its recorded data: %s", commit[:12], tree, ", ".join(stages))
+            for stage in stages:
+                _run(_dvc("repro", "--force", "--single-item", stage), tree, env)
         return flat_metrics(manifest.read_json(tree / metrics_path(tree / "dvc.yaml")))
 
 

@@ -26,7 +26,7 @@ from flows.workspace_lock import file_lock
 
 STAGES = ("ingest", "regroup", "validate", "split", "balance", "train", "evaluate", "register")
 FAKE_STAGE = r"""
-import json, os, sys, time
+import json, os, subprocess, sys, time
 from pathlib import Path
 
 name = sys.argv[1]
@@ -39,6 +39,15 @@ if name in ctl.get("fail_once", []) and not Path(f"failed-once-{name}").exists()
     sys.exit(f"ERROR: simulated network error in {name}")
 if name in ctl.get("fail", []):
     sys.exit(f"ERROR: simulated {name} failure")
+if name == "ingest" and ctl.get("s3_source"):  # the real S3 source over HTTP (see test_faults_s3)
+    from dataclasses import replace
+    from pipeline.config import DataConfig
+    from pipeline.errors import MedpipeError
+    from pipeline.sources import sync
+    try:
+        sync(replace(DataConfig(), source=ctl["s3_source"], s3_endpoint_url=ctl["s3_endpoint"]), Path("s3raw"))
+    except MedpipeError as exc:
+        sys.exit(f"ERROR: {exc}")
 outs = {
     "ingest": "data/raw.txt", "regroup": "data/interim.txt", "validate": "data/validated.txt",
     "split": "data/splits.txt", "balance": "data/balanced.txt", "train": "models/model.txt",
@@ -67,7 +76,8 @@ elif name == "register":
         gate["deltas"] = {"roc_auc": auc - champ}
     record = {"model_name": "fake-idc", "version": str(version), "run_id": "run123",
               "aliases": ["challenger", "champion"] if promote else ["challenger"], "gate": gate,
-              "flow_run_id": os.environ.get("PREFECT__FLOW_RUN_ID")}
+              "flow_run_id": os.environ.get("PREFECT__FLOW_RUN_ID"),
+              "git_commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()}
     Path("reports/registered.json").write_text(json.dumps(record))
 with open("events.log", "a") as log:
     log.write(f"{name} end {time.time()}\n")
@@ -207,6 +217,48 @@ def test_worse_model_after_a_flaky_sync_completes_without_promotion(harness, tem
     assert all(t.run_count == 1 for t in runs if not t.name.startswith("sync-data"))
 
 
+@pytest.mark.slow
+def test_s3_outage_retries_sync_with_backoff_then_fails_saying_why(
+    harness, template, tmp_path, moto_endpoint, monkeypatch
+):
+    import boto3
+    from test_faults_s3 import FaultPolicy, FaultProxy
+
+    from flows.tasks import NETWORK_RETRIES
+
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_MAX_ATTEMPTS": "1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(Bucket="flow-src")
+    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").put_object(
+        Bucket="flow-src", Key="idc/a.png", Body=b"png bytes"
+    )
+    proxy = FaultProxy(moto_endpoint, FaultPolicy(throttle_all=True))  # S3 answers only SlowDown / 429
+    try:
+        project = make_project(template, tmp_path, s3_source="s3://flow-src/idc", s3_endpoint=proxy.url)
+        state = run_flow(project, push=False, network_retry_delay_s=0.4)
+        assert state.is_failed()
+        assert "dvc repro --force --single-item ingest" in state.message, state.message
+        assert "S3 throttled requests for s3://flow-src/idc" in state.message, state.message
+        starts = [t for name, what, t in events(project) if (name, what) == ("ingest", "start")]
+        assert len(starts) == NETWORK_RETRIES + 1 and {n for n, _, _ in events(project)} == {"ingest"}
+        gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+        assert gaps[-1] > 0.8 and gaps[-1] > gaps[0], gaps  # backoff 0.4, 0.8, 1.6 s (+-50% jitter)
+        assert not (project / "reports/registered.json").exists() and not (project / "s3raw").exists()
+
+        proxy.policy = FaultPolicy(throttle_first=1)  # the outage is over but for one more refusal
+        state = run_flow(project, push=False)
+        assert state.is_completed(), state.message
+        assert (project / "s3raw" / "a.png").read_bytes() == b"png bytes"
+        sync = [t for t in task_runs_of(state.state_details.flow_run_id) if t.name.startswith("sync-data")]
+        assert [t.run_count for t in sync] == [2]
+    finally:
+        proxy.stop()
+
+
 def test_training_failure_fails_run_and_registers_nothing(harness, template, tmp_path):
     project = make_project(template, tmp_path, fail=["train"])
     state = run_flow(project, push=False)
@@ -216,6 +268,36 @@ def test_training_failure_fails_run_and_registers_nothing(harness, template, tmp
     assert "train" in ran and not ran & {"evaluate", "register"}
     assert not (project / "reports/registered.json").exists()
     assert not artifacts_of(state.state_details.flow_run_id)
+
+
+def _git(project: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=project, check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def test_dvc_lock_is_committed_before_register_and_nothing_else(harness, template, tmp_path):
+    project = make_project(template, tmp_path, roc_auc=0.95)
+    (project / "notes.md").write_text("v1\n")
+    _git(project, "add", "-A")
+    _git(project, "-c", "user.name=u", "-c", "user.email=u@u", "commit", "-qm", "project")
+    (project / "notes.md").write_text("user work in progress\n")  # a dirty tracked file: stays dirty
+    state = run_flow(project, push=False)
+    assert state.is_completed(), state.message
+
+    head = _git(project, "rev-parse", "HEAD")
+    record = json.loads((project / "reports/registered.json").read_text())
+    assert record["git_commit"] == head  # register ran on the commit that holds the lock
+    committed = set(_git(project, "show", "--name-only", "--format=", "HEAD").split())
+    assert committed == {"dvc.lock", "data/.gitignore", "models/.gitignore"}
+    lock = yaml.safe_load(_git(project, "show", "HEAD:dvc.lock"))
+    assert {"ingest", "train", "evaluate"} <= set(lock["stages"]) and "register" not in lock["stages"]
+    assert state.result()["lock_commit"]["head"] == head
+    # the user's change stays uncommitted (and unstaged); dvc.lock now also holds register's own entry
+    assert set(_git(project, "diff", "--name-only").split()) == {"notes.md", "dvc.lock"}
+    assert _git(project, "diff", "--cached", "--name-only") == ""
+
+    state = run_flow(project, push=False, commit_lock=False)
+    assert state.is_completed() and _git(project, "rev-parse", "HEAD") == head
 
 
 def test_busy_workspace_fails_fast_with_a_clear_state(harness, template, tmp_path):
@@ -282,9 +364,9 @@ def test_global_concurrency_limit_is_honoured(harness, template, tmp_path):
 def test_stage_timeout_kills_the_stage(tmp_path, template):
     project = make_project(template, tmp_path, sleep={"ingest": 60})
     start = time.perf_counter()
-    with pytest.raises(StageFailed, match="ran past its 2s timeout"):
-        run_dvc(["repro", "ingest"], project, timeout_s=2)
-    assert time.perf_counter() - start < 20
+    with pytest.raises(StageFailed, match="ran past its 8s timeout"):
+        run_dvc(["repro", "ingest"], project, timeout_s=8)  # dvc starts in ~1-5 s
+    assert time.perf_counter() - start < 40  # not the stage's 60 s
     time.sleep(0.5)
     assert [what for name, what, _ in events(project)] == ["start"]  # killed: never wrote its end
 

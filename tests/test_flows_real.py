@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -47,6 +48,15 @@ def test_nightly_flow_on_the_real_pipeline(harness, project, tmp_path):
     assert record["model_name"] == "flow-idc" and "champion" in record["aliases"]
     assert 0.0 <= first.result()["metrics"]["roc_auc"] <= 1.0
     assert any(p.is_file() for p in (tmp_path / "remote").rglob("*")), "dvc push left the remote empty"
+    # the flow committed dvc.lock before register: the version's git revision holds its lock
+    from mlflow import MlflowClient
+
+    git = lambda *a: subprocess.run(["git", *a], cwd=project, check=True, capture_output=True, text=True)  # noqa: E731
+    head = git("rev-parse", "HEAD").stdout.strip()
+    tags = MlflowClient(f"sqlite:///{project / 'mlflow.db'}").get_model_version("flow-idc", "1").tags
+    assert tags["git.commit"] == head and tags["git.dirty"] == "false", tags
+    assert "dvc.lock" in git("show", "--name-only", "--format=", "HEAD").stdout.split()
+    assert tags["data.raw_md5"] in git("show", "HEAD:dvc.lock").stdout
 
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId

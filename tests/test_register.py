@@ -64,6 +64,23 @@ def test_register_twice_gates_and_tags(tracking: str, in_tmp: Path) -> None:
     assert splits == {"data/splits/train.csv", "data/splits/val.csv", "data/splits/test.csv"}
 
 
+def test_identical_retrain_is_refused_as_a_tie(tracking: str, in_tmp: Path) -> None:
+    """gate.min_delta 0.0 (the default) must not let a challenger that merely ties take over."""
+    assert cfg().gate.min_delta == 0.0
+    first = _register(in_tmp, metrics(0.80))
+    same = _register(in_tmp, metrics(0.80))  # same model bytes, same test manifest, same metrics
+    assert first["gate"]["promote"] and not same["gate"]["promote"]
+    assert (
+        same["gate"]["reason"] == "roc_auc ties the champion (+0.0000): promotion needs a strict improvement"
+    )
+    assert same["aliases"] == ["challenger"]
+    client = MlflowClient(tracking)
+    assert str(client.get_model_version_by_alias("m", "champion").version) == "1"
+    assert [e["alias"] for e in registry.history(client, "m")] == ["challenger", "champion", "challenger"]
+    tiny_gain = _register(in_tmp, metrics(0.8001))
+    assert tiny_gain["gate"]["promote"], tiny_gain["gate"]["reason"]  # any strict gain passes at 0.0
+
+
 def test_guard_metric_drop_refuses(tracking: str, in_tmp: Path) -> None:
     _register(in_tmp, metrics(0.80, sensitivity=0.9))
     rec = _register(in_tmp, metrics(0.85, sensitivity=0.7))

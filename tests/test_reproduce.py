@@ -94,3 +94,59 @@ def test_unknown_revision_is_a_clean_error(tmp_path: Path) -> None:
     with pytest.raises(reproduce.MedpipeError, match="not in"):
         with reproduce.worktree(tmp_path, "0" * 40):
             pass
+
+
+DATA_DVC_YAML = """stages:
+  ingest:
+    cmd: python ingest.py
+    deps: [ingest.py]
+    outs: [data/raw]
+  evaluate:
+    cmd: python evaluate.py
+    deps: [evaluate.py, data/raw]
+    metrics:
+      - reports/metrics.json:
+          cache: false
+"""
+INGEST = """import os, pathlib, shutil
+pathlib.Path("data/raw").mkdir(parents=True, exist_ok=True)
+shutil.copy(os.environ["SRC"], "data/raw/value.txt")
+"""
+EVALUATE = """import json, pathlib
+pathlib.Path("reports").mkdir(exist_ok=True)
+value = float(pathlib.Path("data/raw/value.txt").read_text())
+pathlib.Path("reports/metrics.json").write_text(json.dumps({"roc_auc": value, "n_test": 10}))
+"""
+
+
+@pytest.mark.slow
+def test_reproduce_uses_the_revisions_data_not_the_changed_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A nightly version: dvc.lock committed by the flow's step; the source changes afterwards."""
+    from flows.lock_commit import commit_dvc_lock
+
+    source = tmp_path / "source.txt"
+    source.write_text("0.8")
+    monkeypatch.setenv("SRC", str(source))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+    (repo / "dvc.yaml").write_text(DATA_DVC_YAML)
+    (repo / "ingest.py").write_text(INGEST)
+    (repo / "evaluate.py").write_text(EVALUATE)
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "pipeline")
+    subprocess.run([sys.executable, "-m", "dvc", "repro", "-q"], cwd=repo, check=True)
+    commit = commit_dvc_lock(repo, "nightly: dvc.lock").head
+    assert "data/raw" in _git(repo, "show", f"{commit}:dvc.lock")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(repo)
+    mlflow.set_tracking_uri(uri)
+    version = _register(MlflowClient(uri), commit, 0.8)
+
+    source.write_text("0.3")  # new data arrived at the source since that nightly run
+    assert reproduce.main(f"m@{version}", tolerance=0.001) == 0, capsys.readouterr().out
+    assert "m v1: reproduced" in capsys.readouterr().out
