@@ -86,9 +86,12 @@ class BalanceConfig:
 
 @dataclass(frozen=True)
 class TrainAugmentConfig:
-    flip: bool = True
-    rot90: bool = True
-    zoom: float = 0.1
+    flip: bool = True  # random horizontal flip
+    vflip: bool = True  # random vertical flip too (off for radiographs with a fixed orientation)
+    rot90: bool = True  # random quarter turns (histology; off for radiographs)
+    zoom: float = 0.1  # RandomZoom factor (fraction of the side)
+    rotate_deg: float = 0.0  # RandomRotation by up to +-rotate_deg degrees (0 = off)
+    translate: float = 0.0  # RandomTranslation by up to this fraction of the side (0 = off)
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,12 @@ class TrainConfig:
     seed: int = 1234
     cache_mb: int = 1024  # decoded uint8 images kept in RAM when train+val fit; else streamed
     augment: TrainAugmentConfig = field(default_factory=TrainAugmentConfig)
+    optimizer: Literal["adam", "adamw"] = "adam"
+    weight_decay: float = 0.0  # decoupled weight decay; adamw only
+    lr_schedule: Literal["plateau", "cosine"] = "plateau"  # plateau: ReduceLROnPlateau; cosine: per step
+    warmup_epochs: int = 0  # cosine only: linear warm-up from 0 to learning_rate
+    label_smoothing: float = 0.0
+    width: int = 32  # small_resnet: filters of the first stage (then 2x, 4x)
 
 
 @dataclass(frozen=True)

@@ -63,21 +63,43 @@ def test_unreadable_image_is_a_data_error(manifest):
         ds[0]
 
 
-def test_predict_proba_shape_and_tta(manifest):
-    inputs = keras.Input((16, 16, 3))
-    # a model that is not flip-invariant: probabilities depend on where the bright pixels are
-    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
+def _flip_sensitive_model(flip_mode: str | None) -> keras.Model:
+    """Not flip-invariant: probabilities depend on where the bright pixels are."""
+    inputs = x = keras.Input((16, 16, 3))
+    if flip_mode:  # trained with these flips (identity at inference): TTA may use them
+        x = keras.layers.RandomFlip(flip_mode, seed=0)(x)
+    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(x))
     outputs = keras.layers.Dense(
         3, activation="softmax", kernel_initializer=keras.initializers.RandomNormal(seed=1)
     )(x)
-    model = keras.Model(inputs, outputs)
+    return keras.Model(inputs, outputs)
+
+
+def _images(manifest) -> np.ndarray:
+    return np.stack([ManifestDataset(manifest["path"], None, 0, 16, 3, 1).load(i) for i in range(20)]).astype(
+        np.float32
+    )
+
+
+def test_tta_uses_only_the_flips_the_model_was_trained_with(manifest):
+    model = _flip_sensitive_model("horizontal")  # e.g. chest X-rays: never upside down
+    tta = predict_proba(model, manifest, 16, 3, batch_size=6, tta=True)
+    imgs = _images(manifest)
+    expected = np.mean([model.predict_on_batch(v) for v in (imgs, imgs[:, :, ::-1])], axis=0)
+    np.testing.assert_allclose(tta, expected, rtol=1e-5, atol=1e-6)
+    no_flips = _flip_sensitive_model(None)
+    np.testing.assert_array_equal(
+        predict_proba(no_flips, manifest, 16, 3, tta=True), predict_proba(no_flips, manifest, 16, 3)
+    )
+
+
+def test_predict_proba_shape_and_tta(manifest):
+    model = _flip_sensitive_model("horizontal_and_vertical")
     plain = predict_proba(model, manifest, 16, 3, batch_size=6)
     tta = predict_proba(model, manifest, 16, 3, batch_size=6, tta=True)
     assert plain.shape == tta.shape == (20, 3) and plain.dtype == np.float32
     np.testing.assert_allclose(tta.sum(axis=1), 1.0, rtol=1e-5)
     assert not np.allclose(plain, tta)
-    imgs = np.stack([ManifestDataset(manifest["path"], None, 0, 16, 3, 1).load(i) for i in range(20)]).astype(
-        np.float32
-    )
+    imgs = _images(manifest)
     expected = np.mean([model.predict_on_batch(v) for v in (imgs, imgs[:, :, ::-1], imgs[:, ::-1])], axis=0)
     np.testing.assert_allclose(tta, expected, rtol=1e-5, atol=1e-6)

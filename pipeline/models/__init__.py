@@ -13,9 +13,9 @@ from keras import layers as kl
 from pipeline.config import TrainConfig
 from pipeline.errors import ConfigError
 from pipeline.models import applications, cnn
-from pipeline.models.layers import RandomRot90, augmentation_layers
+from pipeline.models.layers import RandomRot90, augmentation_layers, flip_axes
 
-__all__ = ["MODELS", "RandomRot90", "build_model"]
+__all__ = ["MODELS", "RandomRot90", "build_model", "flip_axes"]
 
 FROM_SCRATCH = ("baseline_cnn", "small_resnet")
 MODELS = (*FROM_SCRATCH, *applications.APPLICATIONS)
@@ -32,14 +32,18 @@ def _features(cfg: TrainConfig, x, channels: int, image_size: int):
         if cfg.model == "baseline_cnn":
             x = cnn.baseline_cnn_features(x)
             return kl.Dense(128, activation="relu", name="fc")(x)
-        return cnn.small_resnet_features(x)
+        if cfg.width < 4:
+            raise ConfigError(f"train.width is {cfg.width}; small_resnet needs at least 4 filters")
+        return cnn.small_resnet_features(x, widths=(cfg.width, 2 * cfg.width, 4 * cfg.width))
     if channels == 1:  # applications are 3-channel networks
         x = kl.Concatenate(name="gray_to_rgb")([x, x, x])
     for layer in applications.input_scaling(cfg.model):
         x = layer(x)
     backbone = applications.build_backbone(cfg.model, image_size, cfg.weights)
     backbone.trainable = not applications.is_pretrained(cfg.weights)
-    x = backbone(x, training=False)  # BatchNorm stays in inference mode, also when fine-tuning
+    # a pretrained backbone's BatchNorm stays in inference mode (also when fine-tuning); one trained
+    # from scratch (weights none) needs batch statistics, else its activations vanish (~1e-13)
+    x = backbone(x, training=False) if applications.is_pretrained(cfg.weights) else backbone(x)
     return kl.GlobalAveragePooling2D(name="gap")(x)
 
 
@@ -59,7 +63,14 @@ def build_model(cfg: TrainConfig, input_shape: tuple[int, int, int], n_classes: 
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
     aug = cfg.augment
-    for layer in augmentation_layers(aug.flip, aug.rot90, aug.zoom, seed=cfg.seed):
+    for key, value, limit in (
+        ("zoom", aug.zoom, 1.0),
+        ("rotate_deg", aug.rotate_deg, 180.0),
+        ("translate", aug.translate, 0.5),
+    ):
+        if not 0 <= value < limit:
+            raise ConfigError(f"train.augment.{key} is {value}; expected 0 <= {key} < {limit:g} (0 = off)")
+    for layer in augmentation_layers(aug, seed=cfg.seed):
         x = layer(x)
     x = _features(cfg, x, channels, height)
     x = kl.Dropout(cfg.dropout, seed=cfg.seed, name="dropout")(x)

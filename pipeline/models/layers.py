@@ -8,6 +8,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from pipeline.config import TrainAugmentConfig
+
 
 @keras.saving.register_keras_serializable(package="medpipe")
 class RandomRot90(keras.layers.Layer):
@@ -40,15 +42,48 @@ class RandomRot90(keras.layers.Layer):
         return {**super().get_config(), "seed": self.seed}
 
 
-def augmentation_layers(flip: bool, rot90: bool, zoom: float, seed: int) -> list[keras.layers.Layer]:
-    """Train-time augmentation as Keras layers (identity at inference), float32 for mixed precision."""
+def _flip_mode(horizontal: bool, vertical: bool) -> str | None:
+    if horizontal and vertical:
+        return "horizontal_and_vertical"
+    return "horizontal" if horizontal else "vertical" if vertical else None
+
+
+def augmentation_layers(aug: TrainAugmentConfig, seed: int) -> list[keras.layers.Layer]:
+    """Train-time augmentation as Keras layers (identity at inference), float32 for mixed precision.
+
+    Order: flips, quarter turns, small rotation, translation, zoom (each only when enabled).
+    """
     layers: list[keras.layers.Layer] = []
-    if flip:
-        layers.append(keras.layers.RandomFlip("horizontal_and_vertical", seed=seed, dtype="float32"))
-    if rot90:
+    mode = _flip_mode(aug.flip, aug.vflip)
+    if mode:
+        layers.append(keras.layers.RandomFlip(mode, seed=seed, dtype="float32"))
+    if aug.rot90:
         layers.append(RandomRot90(seed=seed + 1, dtype="float32", name="random_rot90"))
-    if zoom > 0:
+    if aug.rotate_deg > 0:
         layers.append(
-            keras.layers.RandomZoom((-zoom, zoom), fill_mode="reflect", seed=seed + 2, dtype="float32")
+            keras.layers.RandomRotation(
+                aug.rotate_deg / 360.0, fill_mode="reflect", seed=seed + 3, dtype="float32"
+            )
+        )
+    if aug.translate > 0:
+        shift = (-aug.translate, aug.translate)
+        layers.append(
+            keras.layers.RandomTranslation(shift, shift, fill_mode="reflect", seed=seed + 4, dtype="float32")
+        )
+    if aug.zoom > 0:
+        layers.append(
+            keras.layers.RandomZoom(
+                (-aug.zoom, aug.zoom), fill_mode="reflect", seed=seed + 2, dtype="float32"
+            )
         )
     return layers
+
+
+def flip_axes(model: keras.Model) -> tuple[int, ...]:
+    """Image axes (of an NHWC batch) the model was trained to be flip-invariant on: 2 = horizontal, 1 = vertical."""
+    axes: list[int] = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.RandomFlip):
+            axes += [2] if layer.mode in ("horizontal", "horizontal_and_vertical") else []
+            axes += [1] if layer.mode in ("vertical", "horizontal_and_vertical") else []
+    return tuple(sorted(set(axes), reverse=True))

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from pipeline import images
 from pipeline.errors import DataError
+from pipeline.models.layers import flip_axes
 
 log = logging.getLogger(__name__)
 STREAM_WORKERS = 2  # decode threads while streaming (measured best on 2-4 cores: benchmarks/input.py)
@@ -115,10 +116,20 @@ class EpochShuffle(keras.callbacks.Callback):
         self.dataset.set_epoch(epoch)
 
 
-def _views(x: np.ndarray, tta: bool) -> list[np.ndarray]:
-    if not tta:
-        return [x]
-    return [x, x[:, :, ::-1], x[:, ::-1, :]]  # identity, horizontal flip, vertical flip
+def tta_axes(model: keras.Model) -> tuple[int, ...]:
+    """Flip axes for test-time augmentation: the flips the model was trained with (its RandomFlip).
+
+    2 = horizontal, 1 = vertical; a radiograph model trained with horizontal flips only is never
+    shown upside-down images. A model without a RandomFlip layer gets no flipped views.
+    """
+    axes = flip_axes(model)
+    if not axes:
+        log.warning("tta: %s has no RandomFlip layer; predicting without flipped views", model.name)
+    return axes
+
+
+def _views(x: np.ndarray, axes: tuple[int, ...]) -> list[np.ndarray]:
+    return [x, *(np.flip(x, axis=a) for a in axes)]  # identity, then one flip per axis
 
 
 def predict_proba(
@@ -131,8 +142,10 @@ def predict_proba(
 ) -> np.ndarray:
     """Class probabilities (N, n_classes) for the manifest rows, in row order.
 
-    tta=True averages the softmax over the image and its horizontal and vertical flips.
+    tta=True averages the softmax over the image and its flips along the axes the model was
+    trained to be flip-invariant on (`tta_axes`: horizontal and/or vertical).
     """
+    axes = tta_axes(model) if tta else ()
     ds = ManifestDataset(df["path"].tolist(), None, 0, image_size, channels, batch_size)
     with ThreadPoolExecutor(max_workers=1) as prefetch:  # decode batch i+1 while predicting batch i
         future = prefetch.submit(ds.__getitem__, 0)
@@ -141,7 +154,7 @@ def predict_proba(
             (x,) = future.result()
             if idx + 1 < len(ds):
                 future = prefetch.submit(ds.__getitem__, idx + 1)
-            views = _views(x, tta)
+            views = _views(x, axes)
             probs = [np.asarray(model.predict_on_batch(v.astype(np.float32))) for v in views]
             out.append(np.mean(probs, axis=0))
     return np.concatenate(out).astype(np.float32)

@@ -4,6 +4,8 @@ Phase 'train' runs epochs [0, cfg.epochs); with a pretrained backbone it is froz
 Phase 'fine_tune' (cfg.fine_tune_epochs > 0) runs [cfg.epochs, cfg.epochs + fine_tune_epochs)
 at cfg.fine_tune_learning_rate with the backbone's top layers unfrozen (recompiled).
 Both start from the best weights so far; the best val_loss weights are kept at the end.
+Optimizer and learning-rate schedule per phase come from pipeline.training.optim
+(train.optimizer, train.lr_schedule); ReduceLROnPlateau runs only with lr_schedule: plateau.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pipeline.models import applications
 from pipeline.training.checkpoints import CheckpointDir
 from pipeline.training.data import EpochShuffle, ManifestDataset
 from pipeline.training.losses import make_loss
+from pipeline.training.optim import make_optimizer
 from pipeline.training.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -73,21 +76,37 @@ class EpochLog(keras.callbacks.Callback):
         log.info("epoch %d: %s (%.0f img/s)", epoch + 1, shown, self.n_images / max(seconds, 1e-9))
 
 
-def compile_model(model: keras.Model, learning_rate: float, loss: str) -> None:
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=make_loss(loss),
-        metrics=["accuracy"],
-    )
+class LearningRateLog(keras.callbacks.Callback):
+    """Put the optimizer's current learning rate (also a schedule's) into the epoch logs."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def compile_model(
+    model: keras.Model,
+    optimizer: float | keras.optimizers.Optimizer,
+    loss: str,
+    label_smoothing: float = 0.0,
+) -> None:
+    """Compile with `optimizer` (a float means Adam at that learning rate) and the named loss."""
+    if not isinstance(optimizer, keras.optimizers.Optimizer):
+        optimizer = keras.optimizers.Adam(optimizer)
+    model.compile(optimizer=optimizer, loss=make_loss(loss, label_smoothing), metrics=["accuracy"])
 
 
 def _callbacks(cfg: TrainConfig, phase: Phase, ckpt: CheckpointDir, train_ds, timer) -> list:
+    if cfg.lr_schedule == "plateau":
+        lr_control = keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=cfg.reduce_lr_factor, patience=cfg.reduce_lr_patience
+        )
+    else:  # the schedule sets the rate per step; ReduceLROnPlateau cannot change a schedule
+        lr_control = LearningRateLog()
     return [
         EpochShuffle(train_ds),
         timer,
-        keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=cfg.reduce_lr_factor, patience=cfg.reduce_lr_patience
-        ),
+        lr_control,
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True
         ),
@@ -125,27 +144,32 @@ def fit(
         if phase.backbone in ("frozen", "fine_tune"):
             applications.set_backbone_trainable(model, phase.backbone)
         with runtime.scope():
-            compile_model(model, phase.learning_rate, cfg.loss)
+            steps = len(train_ds)
+            optimizer = make_optimizer(cfg, phase.learning_rate, phase.epochs - phase.initial_epoch, steps)
+            compile_model(model, optimizer, cfg.loss, cfg.label_smoothing)
         model._initial_epoch = None  # set by BackupAndRestore of a previous phase; Keras never resets it
         log.info(
-            "phase %s: epochs %d-%d, lr %g",
+            "phase %s: epochs %d-%d, lr %g (%s, %s)",
             phase.name,
             phase.initial_epoch + 1,
             phase.epochs,
             phase.learning_rate,
+            cfg.optimizer,
+            cfg.lr_schedule,
         )
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=phase.epochs,
-            initial_epoch=phase.initial_epoch,
-            class_weight=class_weight,
-            # the dataset orders its own batches from (seed, epoch); Keras' shuffle would reorder
-            # them with Python's global `random`, which any other code (or a resume) can advance
-            shuffle=False,
-            callbacks=[*_callbacks(cfg, phase, ckpt, train_ds, timer), *extra_callbacks],
-            verbose=0,
-        )
+        with runtime.scope():  # JAX's DataParallel distributes each batch only inside its scope
+            model.fit(
+                runtime.shardable(train_ds),
+                validation_data=runtime.shardable(val_ds),
+                epochs=phase.epochs,
+                initial_epoch=phase.initial_epoch,
+                class_weight=class_weight,
+                # the dataset orders its own batches from (seed, epoch); Keras' shuffle would reorder
+                # them with Python's global `random`, which any other code (or a resume) can advance
+                shuffle=False,
+                callbacks=[*_callbacks(cfg, phase, ckpt, train_ds, timer), *extra_callbacks],
+                verbose=0,
+            )
         if ckpt.best_weights.is_file():
             model.load_weights(ckpt.best_weights)
         model.save_weights(done)

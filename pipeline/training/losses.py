@@ -13,11 +13,14 @@ from pipeline.manifest import read_json
 log = logging.getLogger(__name__)
 
 
-def make_loss(name: str) -> keras.losses.Loss:
-    """'crossentropy' -> CategoricalCrossentropy; 'focal' -> CategoricalFocalCrossentropy (gamma 2)."""
+def make_loss(name: str, label_smoothing: float = 0.0) -> keras.losses.Loss:
+    """'crossentropy' -> CategoricalCrossentropy; 'focal' -> CategoricalFocalCrossentropy (gamma 2).
+
+    label_smoothing > 0 mixes the one-hot targets with the uniform distribution (both losses).
+    """
     if name == "focal":
-        return keras.losses.CategoricalFocalCrossentropy(name="focal")
-    return keras.losses.CategoricalCrossentropy(name="crossentropy")
+        return keras.losses.CategoricalFocalCrossentropy(label_smoothing=label_smoothing, name="focal")
+    return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing, name="crossentropy")
 
 
 def load_class_weights(path: Path, n_classes: int) -> dict[int, float] | None:
