@@ -118,7 +118,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/medpipe-bench-work"))
     parser.add_argument("--ref-limit", type=int, default=50_000, help="files used by reference (a)")
     parser.add_argument("--pairs", type=int, default=3, help="(b)/decode-pass pairs, alternated")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="(b)'s workers")
+    parser.add_argument("--pass-workers", type=int, default=0, help="the pass's; 0 = the stage default")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/out/prep.json")
     parser.add_argument("--wait", type=float, default=1800, help="seconds to wait for missing stages")
     args = parser.parse_args()
@@ -144,8 +145,8 @@ def main() -> None:
     path_col, sha_col = validated[0].index("path"), validated[0].index("sha256")
     paths = [str(args.work / row[path_col]) for row in validated[1:]]
     shas = [row[sha_col] for row in validated[1:]]
-    compared = compare_pass_to_limit(paths, shas, args.workers, args.pairs)
-    thread_pass = child("pass", paths, shas, workers=args.workers, pool="thread")
+    compared = compare_pass_to_limit(paths, shas, args.workers, args.pairs, args.pass_workers)
+    thread_pass = child("pass", paths, shas, workers=args.pass_workers, pool="thread")
     notebook = child("notebook", paths[: args.ref_limit])
     summary = json.loads((args.work / stage_io("validate")[1]["summary"]).read_text())
     prep_seconds = sum(r["seconds"] for r in stages)

@@ -91,7 +91,7 @@ def validate_pass(paths: list[str], shas: list[str | None], workers: int, kind: 
     sys.path.insert(0, str(ROOT))
     from pipeline.config import ValidateConfig
     from pipeline.validation.checks import read_file
-    from pipeline.validation.decode import Limits, decode_pass, pick_pool
+    from pipeline.validation.decode import Limits, decode_pass, pick_pool, resolve_workers
 
     start = time.perf_counter()
     for path in paths:  # untimed, like (b)'s read: the pass then measures decoding, not this VM's disk
@@ -100,7 +100,8 @@ def validate_pass(paths: list[str], shas: list[str | None], workers: int, kind: 
     v = ValidateConfig()
     columns, rate = decode_pass(paths, shas, Limits(v.min_side, v.max_side, v.max_pixels), workers, kind)
     assert all(r == "" for r in columns["reason"]), "the benchmark's files should all be valid"
-    return {"img_per_s": rate, "pool": pick_pool(kind, len(paths)), "warm_read_s": warm_s}
+    pool = pick_pool(kind, len(paths))
+    return {"img_per_s": rate, "pool": pool, "workers": resolve_workers(workers), "warm_read_s": warm_s}
 
 
 def settle(max_wait: float = 60.0) -> int:
@@ -132,12 +133,17 @@ def child(kind: str, paths: list[str], shas: list[str] | None = None, **options)
     return {**json.loads(out.strip().splitlines()[-1]), "load1_before": load, "dirty_kb_before": dirty_kb}
 
 
-def compare_pass_to_limit(paths: list[str], shas: list[str], workers: int, pairs: int) -> dict:
-    """(b) and the pass alternated `pairs` times on the same files; per-pair ratios and their median."""
+def compare_pass_to_limit(
+    paths: list[str], shas: list[str], workers: int, pairs: int, pass_workers: int = 0
+) -> dict:
+    """(b) and the pass alternated `pairs` times on the same files; per-pair ratios and their median.
+
+    (b) runs `workers` workers (all cores: it is pure CPU); the pass runs `pass_workers`, by default
+    the validate stage's own default (0 = pipeline.validation.decode.resolve_workers)."""
     samples = []
     for i in range(pairs):
         lim = child("limit", paths, workers=workers, one_core=i == 0)
-        run = child("pass", paths, shas, workers=workers, pool="auto")
+        run = child("pass", paths, shas, workers=pass_workers, pool="auto")
         all_cores = max(lim["threads"], lim["processes"])
         samples.append(
             {

@@ -58,7 +58,7 @@ class ValidateConfig:
     min_side: int = 8
     max_side: int = 8192
     max_pixels: int = 100_000_000  # decompression-bomb guard
-    workers: int = 0  # 0 = all cores
+    workers: int = 0  # decode workers; 0 = 2 per core (overlaps file reads with decoding)
 
 
 @dataclass(frozen=True)

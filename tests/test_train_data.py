@@ -103,3 +103,30 @@ def test_predict_proba_shape_and_tta(manifest):
     imgs = _images(manifest)
     expected = np.mean([model.predict_on_batch(v) for v in (imgs, imgs[:, :, ::-1], imgs[:, ::-1])], axis=0)
     np.testing.assert_allclose(tta, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_mixed_precision_model_is_saved_computing_in_float32(tmp_path):
+    from pipeline.config import TrainConfig
+    from pipeline.models import build_model
+    from pipeline.training.export import as_float32
+
+    cfg = TrainConfig(model="small_resnet", width=4)
+
+    def rebuild():
+        return build_model(cfg, (16, 16, 1), 2)
+
+    keras.mixed_precision.set_global_policy("mixed_float16")  # what a GPU run trains under
+    try:
+        mixed = rebuild()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert mixed.get_layer("probs").compute_dtype == "float32"
+    assert any(layer.compute_dtype == "float16" for layer in mixed.layers)
+    x = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 1)).astype("float32")
+    saved = as_float32(mixed, rebuild)
+    saved.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert {layer.compute_dtype for layer in loaded.layers if layer.weights} == {"float32"}
+    for a, b in zip(mixed.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(loaded.predict_on_batch(x), mixed.predict_on_batch(x), atol=5e-3)

@@ -111,6 +111,7 @@ def train(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path], callba
         "image_size": cfg.preprocess.image_size,
         "channels": cfg.preprocess.channels,
     }
+    model = export.as_float32(model, lambda: build_model(cfg.train, shape, n_classes))
     export.write_model_dir(model, label_map, summary, outputs["model"])
     export.write_history(history, outputs["history"])
     ckpt.clear()  # finished: the next run trains afresh

@@ -5,6 +5,7 @@ train_summary.json) and the history CSV (epoch, loss, val_loss, accuracy, val_ac
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -28,6 +29,25 @@ def history_table(raw: pd.DataFrame) -> pd.DataFrame:
         if col not in df.columns:
             df[col] = float("nan")
     return df[HISTORY_COLUMNS]
+
+
+def as_float32(model: keras.Model, rebuild: Callable[[], keras.Model]) -> keras.Model:
+    """The model as it should be saved: float32 compute everywhere.
+
+    A GPU run trains under mixed_float16 and its layers record that policy in model.keras, so a CPU
+    evaluate/serve would compute in float16. `rebuild` is the pure model builder (same architecture);
+    the clone is built under float32 and takes the trained weights (float32 variables either way).
+    """
+    if model.dtype_policy.name == "float32":
+        return model
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        clone = rebuild()
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    clone.set_weights(model.get_weights())
+    return clone
 
 
 def write_model_dir(model: keras.Model, label_map: dict, summary: dict, out_dir: Path) -> Path:
