@@ -44,22 +44,6 @@ def _args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def make_pngs(root: Path, n: int, size: int):
-    import cv2
-    import numpy as np
-    import pandas as pd
-
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(n):
-        label = int(rng.integers(0, 2))
-        img = cv2.GaussianBlur(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), (5, 5), 0)
-        img[:, : size // 2, label] = np.clip(img[:, : size // 2, label].astype(int) + 60, 0, 255)
-        cv2.imwrite(str(root / f"{i:05d}.png"), img)
-        rows.append({"path": str(root / f"{i:05d}.png"), "label": label})
-    return pd.DataFrame(rows)
-
-
 def device_name(backend: str, devices: list[str]) -> str:
     """'NVIDIA H100 80GB HBM3 x1' / 'cpu (2 cores)' for the devices training runs on."""
     name = "cpu"
@@ -152,6 +136,8 @@ def main() -> None:
         os.environ["KERAS_BACKEND"] = args.backend  # before keras is imported anywhere
     sys.path.insert(0, str(ROOT))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from input import make_pngs  # benchmarks/input.py: same synthetic PNGs (imports keras: after the backend)
+
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         df = make_pngs(Path(tmp), args.n, args.size)

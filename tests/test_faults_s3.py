@@ -167,24 +167,6 @@ class FaultProxy:
 
 
 @pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    for key in (
-        "AWS_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_S3",
-        "AWS_MAX_ATTEMPTS",
-    ):
-        monkeypatch.delenv(key, raising=False)
-
-
-@pytest.fixture
 def proxied(moto_endpoint: str, aws_env, request) -> Iterator[tuple[FaultProxy, str]]:
     """A fresh bucket on the shared moto server and a FaultProxy in front of it (no faults yet)."""
     bucket = "faults-" + request.node.name.lower().replace("_", "-")[:40].strip("-[]")

@@ -219,19 +219,14 @@ def test_worse_model_after_a_flaky_sync_completes_without_promotion(harness, tem
 
 @pytest.mark.slow
 def test_s3_outage_retries_sync_with_backoff_then_fails_saying_why(
-    harness, template, tmp_path, moto_endpoint, monkeypatch
+    harness, template, tmp_path, moto_endpoint, aws_env, monkeypatch
 ):
     import boto3
     from test_faults_s3 import FaultPolicy, FaultProxy
 
     from flows.tasks import NETWORK_RETRIES
 
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_MAX_ATTEMPTS": "1",
-    }.items():
-        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(Bucket="flow-src")
     boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").put_object(
         Bucket="flow-src", Key="idc/a.png", Body=b"png bytes"

@@ -17,15 +17,7 @@ from pipeline.sources import STATE_NAME, sync
 
 
 @pytest.fixture
-def s3(moto_endpoint, monkeypatch, request):
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(key, raising=False)
+def s3(moto_endpoint, aws_env, request):
     client = boto3.client("s3", endpoint_url=moto_endpoint)
     bucket = request.node.name.lower().replace("_", "-")[:50].strip("-[]")
     client.create_bucket(Bucket=bucket)
