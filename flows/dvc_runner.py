@@ -16,8 +16,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from pipeline import dvc_files
 from pipeline.errors import MedpipeError
 
 log = logging.getLogger(__name__)
@@ -127,7 +126,7 @@ def stage_names(project_dir: Path) -> list[str]:
     path = project_dir / "dvc.yaml"
     if not path.is_file():
         raise StageFailed(f"{path} not found; point project_dir at the root of the medpipe checkout")
-    stages = list((yaml.safe_load(path.read_text()) or {}).get("stages") or {})
+    stages = list(dvc_files.stages(path))
     missing = [name for name in ("ingest", "train", "register") if name not in stages]
     if missing:
         raise StageFailed(

@@ -20,8 +20,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from pipeline import dvc_files
 from pipeline.errors import MedpipeError
 
 log = logging.getLogger(__name__)
@@ -52,12 +51,10 @@ def _git(project: Path, *args: str, check: bool = True) -> subprocess.CompletedP
 
 def declared_outputs(project: Path) -> list[Path]:
     """Every path dvc.yaml declares as an out, metric or plot of a stage (relative to project)."""
-    stages = (yaml.safe_load((project / "dvc.yaml").read_text()) or {}).get("stages") or {}
     paths = []
-    for body in stages.values():
+    for body in dvc_files.stages(project / "dvc.yaml").values():
         for section in ("outs", "metrics", "plots"):
-            for entry in body.get(section) or []:
-                paths.append(Path(next(iter(entry)) if isinstance(entry, dict) else str(entry)))
+            paths += [dvc_files.entry_path(entry) for entry in body.get(section) or []]
     return paths
 
 

@@ -27,9 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from pipeline import config
+from pipeline import config, dvc_files
 from pipeline.config import Config
 
 log = logging.getLogger(__name__)
@@ -87,9 +85,8 @@ def dvc_lock_tags(lock_path: Path = Path("dvc.lock")) -> dict[str, str]:
     if not lock_path.is_file():
         log.warning("%s not found: the version gets no dvc.* data hashes (run under `dvc repro`)", lock_path)
         return {}
-    lock = yaml.safe_load(lock_path.read_text()) or {}
     tags: dict[str, str] = {}
-    for stage, body in (lock.get("stages") or {}).items():
+    for stage, body in dvc_files.stages(lock_path).items():
         for kind, section in (("dep", "deps"), ("out", "outs")):
             for entry in body.get(section) or []:
                 digest = entry.get("md5") or entry.get("etag") or entry.get("checksum")

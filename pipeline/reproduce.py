@@ -22,9 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import yaml
-
-from pipeline import manifest, registry
+from pipeline import dvc_files, manifest, registry
 from pipeline.errors import MedpipeError
 from pipeline.lineage import _registry_cfg, _write
 from pipeline.registry_tags import flat_metrics
@@ -62,18 +60,17 @@ def worktree(repo: Path, commit: str) -> Iterator[Path]:
 
 def metrics_path(dvc_yaml: Path) -> Path:
     """The evaluate stage's metrics file, as declared in dvc.yaml."""
-    stages = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {})
-    for entry in stages.get(TARGET, {}).get("metrics", []):
-        return Path(next(iter(entry)) if isinstance(entry, dict) else entry)
+    for entry in dvc_files.stages(dvc_yaml).get(TARGET, {}).get("metrics") or []:
+        return dvc_files.entry_path(entry)
     raise MedpipeError(f"{dvc_yaml} declares no metrics file for stage '{TARGET}'")
 
 
 def _stages_after_ingest(tree: Path) -> list[str] | None:
     """Stages to force after restoring ingest's outputs; None when the revision's lock cannot restore them."""
     lock_path = tree / "dvc.lock"
-    lock = (yaml.safe_load(lock_path.read_text()) or {}) if lock_path.is_file() else {}
-    stages = list((yaml.safe_load((tree / "dvc.yaml").read_text()) or {}).get("stages") or {})
-    if "ingest" not in (lock.get("stages") or {}) or "ingest" not in stages or TARGET not in stages:
+    locked = dvc_files.stages(lock_path) if lock_path.is_file() else {}
+    stages = list(dvc_files.stages(tree / "dvc.yaml"))
+    if "ingest" not in locked or "ingest" not in stages or TARGET not in stages:
         return None
     return stages[stages.index("ingest") + 1 : stages.index(TARGET) + 1]
 
