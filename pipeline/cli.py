@@ -67,7 +67,7 @@ def _cmd_stage(args: argparse.Namespace) -> int:
 
 
 def _cmd_lineage(args: argparse.Namespace) -> int:
-    from pipeline import lineage
+    from pipeline.registry import lineage
 
     if args.kind == "model":
         lineage.print_model(args.ref, as_json=args.json)
@@ -77,14 +77,14 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
 
 
 def _cmd_registry(args: argparse.Namespace) -> int:
-    from pipeline import lineage
+    from pipeline.registry import lineage
 
     lineage.print_history(args.name, as_json=args.json)
     return 0
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from pipeline import reproduce
+    from pipeline.registry import reproduce
 
     return reproduce.main(args.ref, tolerance=args.tolerance)
 

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.config import GateConfig
 from pipeline.errors import ConfigError
-from pipeline.gate import decide
+from pipeline.registry.gate import decide
 
 GATE = GateConfig(metric="roc_auc", min_delta=0.01, guard_metrics=("sensitivity",), max_drop=0.05)
 

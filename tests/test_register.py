@@ -10,8 +10,10 @@ import pytest
 from mlflow import MlflowClient
 from test_register_fixtures import INPUTS, OUTPUTS, cfg, make_project, metrics
 
-from pipeline import lineage, registry, registry_champion
 from pipeline.errors import MedpipeError
+from pipeline.registry import champion as registry_champion
+from pipeline.registry import client as registry
+from pipeline.registry import lineage
 from pipeline.stages import register
 
 
@@ -151,7 +153,7 @@ def test_dvc_bookkeeping_does_not_make_a_revision_dirty(tmp_path: Path) -> None:
     """dvc.lock and the .gitignore files that `dvc repro` rewrites are not code changes."""
     import subprocess
 
-    from pipeline.registry_tags import git_revision
+    from pipeline.registry.tags import git_revision
 
     env = {
         "GIT_AUTHOR_NAME": "t",

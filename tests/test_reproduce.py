@@ -10,7 +10,8 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from pipeline import cli, reproduce
+from pipeline import cli
+from pipeline.registry import reproduce
 
 DVC_YAML = """stages:
   evaluate:

@@ -12,12 +12,15 @@ import math
 import time
 from pathlib import Path
 
-from pipeline import gate, manifest, registry, registry_index
+from pipeline import manifest
 from pipeline.config import Config
 from pipeline.errors import DataError
 from pipeline.manifest import SPLITS
-from pipeline.registry_champion import champion_metrics
-from pipeline.registry_tags import file_sha256, flat_metrics, flat_params, version_tags
+from pipeline.registry import client as registry
+from pipeline.registry import gate
+from pipeline.registry import index as registry_index
+from pipeline.registry.champion import champion_metrics
+from pipeline.registry.tags import file_sha256, flat_metrics, flat_params, version_tags
 
 log = logging.getLogger(__name__)
 MODEL_FILES = ("model.keras", "label_map.json")

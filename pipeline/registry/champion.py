@@ -11,10 +11,11 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
-from pipeline import manifest, registry
+from pipeline import manifest
 from pipeline.config import Config
 from pipeline.errors import MedpipeError
-from pipeline.registry_tags import flat_metrics
+from pipeline.registry import client as registry
+from pipeline.registry.tags import flat_metrics
 
 log = logging.getLogger(__name__)
 TEST_SHA_TAG = "data.test_manifest_sha256"

@@ -13,9 +13,11 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from pipeline import config, registry, registry_index
+from pipeline import config
 from pipeline.config import RegistryConfig
-from pipeline.registry_tags import file_sha256
+from pipeline.registry import client as registry
+from pipeline.registry import index as registry_index
+from pipeline.registry.tags import file_sha256
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _MD5 = re.compile(r"^[0-9a-fA-F]{32}(\.dir)?$")

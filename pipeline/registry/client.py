@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 
 from pipeline.config import RegistryConfig
 from pipeline.errors import ConfigError, MedpipeError
-from pipeline.registry_tags import redact
+from pipeline.registry.tags import redact
 
 log = logging.getLogger(__name__)
 MODEL_ARTIFACT_DIR = "model"

@@ -22,10 +22,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline import dvc_files, manifest, registry
+from pipeline import dvc_files, manifest
 from pipeline.errors import MedpipeError
-from pipeline.lineage import _registry_cfg, _write
-from pipeline.registry_tags import flat_metrics
+from pipeline.registry import client as registry
+from pipeline.registry.lineage import _registry_cfg, _write
+from pipeline.registry.tags import flat_metrics
 
 log = logging.getLogger(__name__)
 TARGET = "evaluate"
