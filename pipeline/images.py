@@ -17,9 +17,23 @@ class DecodeError(ValueError):
     """The bytes are not a decodable image."""
 
 
-def to_uint8(img: np.ndarray) -> np.ndarray:
+Window = tuple[float, float] | None  # (lo, hi) intensity range mapped to 0..255 for >8-bit images
+
+
+def apply_window(img: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    """Map [lo, hi] linearly to [0, 255] (clipped): the same mapping for every image of a dataset."""
+    lo, hi = float(window[0]), float(window[1])
+    if hi <= lo:
+        raise ValueError(f"intensity window {window} is empty")
+    out = (img.astype(np.float32) - lo) * (255.0 / (hi - lo))
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def to_uint8(img: np.ndarray, window: Window = None) -> np.ndarray:
     if img.dtype == np.uint8:
         return img
+    if window is not None:
+        return apply_window(img, window)
     if img.dtype == np.uint16:
         return (img >> 8).astype(np.uint8) if img.max() > 255 else img.astype(np.uint8)
     img = img.astype(np.float32)
@@ -53,17 +67,21 @@ def decode_raw(data: bytes | np.ndarray) -> np.ndarray:
     return img
 
 
-def decode(data: bytes | np.ndarray, channels: int = 3) -> np.ndarray:
-    return to_channels(to_uint8(decode_raw(data)), channels)
+def decode(data: bytes | np.ndarray, channels: int = 3, window: Window = None) -> np.ndarray:
+    return to_channels(to_uint8(decode_raw(data), window), channels)
 
 
-def read(path: str | Path, channels: int = 3) -> np.ndarray:
-    return decode(Path(path).read_bytes(), channels)
+def read(path: str | Path, channels: int = 3, window: Window = None) -> np.ndarray:
+    return decode(Path(path).read_bytes(), channels, window)
 
 
-def preprocess(path: str | Path, size: int, channels: int = 3) -> np.ndarray:
-    """Decode and resize to size x size (INTER_AREA when shrinking). uint8 HxWxC."""
-    img = read(path, channels)
+def preprocess(path: str | Path, size: int, channels: int = 3, window: Window = None) -> np.ndarray:
+    """Decode and resize to size x size (INTER_AREA when shrinking). uint8 HxWxC.
+
+    `window` = the dataset's (lo, hi) intensity range for images deeper than 8 bits (recorded by
+    validate, carried in label_map.json); None keeps the per-image fallback.
+    """
+    img = read(path, channels, window)
     if img.shape[0] != size or img.shape[1] != size:
         interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
         img = cv2.resize(img, (size, size), interpolation=interp)
