@@ -1,33 +1,99 @@
 """The one typed loader for params.yaml.
 
-Every section is a frozen dataclass; unknown keys, missing required keys and wrong types
-raise ConfigError with a one-line message that names the key (and a close match for typos).
+Every section is a frozen dataclass; unknown keys, missing required keys, wrong types and
+values outside their accepted range raise ConfigError with a one-line message that names the
+key (and a close match for typos, or the accepted range). Every stage loads params through
+here first, so an impossible value stops the run before any data is touched.
+
+Ranges are declared on the field type: `batch_size: Annotated[int, Range(ge=1)] = 16`
+(also inside lists: `tuple[Annotated[int, Range(ge=1)], ...]`); the aliases below cover the
+common cases. Checks that relate several keys live in CROSS_CHECKS.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 
 from pipeline.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Range:
+    """Accepted interval of a numeric key (any bound may be None); `odd` for kernel sizes."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    odd: bool = False
+
+    def accepts(self, v: float) -> bool:
+        if isinstance(v, float) and not math.isfinite(v):
+            return False
+        return not (
+            (self.ge is not None and v < self.ge)
+            or (self.gt is not None and v <= self.gt)
+            or (self.le is not None and v > self.le)
+            or (self.lt is not None and v >= self.lt)
+            or (self.odd and v % 2 != 1)
+        )
+
+    def __str__(self) -> str:
+        lo = (
+            f"{_num(self.ge)} <= "
+            if self.ge is not None
+            else f"{_num(self.gt)} < "
+            if self.gt is not None
+            else ""
+        )
+        hi = (
+            f" <= {_num(self.le)}"
+            if self.le is not None
+            else f" < {_num(self.lt)}"
+            if self.lt is not None
+            else ""
+        )
+        if lo and not hi:  # "value >= 1" reads better than "1 <= value"
+            bound, op = lo.split()
+            lo, hi = "", f" {op.replace('<', '>')} {bound}"
+        return f"{lo}value{hi}" + (", odd" if self.odd else "")
+
+
+def _num(v: float) -> str:
+    return f"{v:g}" if isinstance(v, float) else f"{v:,}".replace(",", "_") if abs(v) >= 100_000 else str(v)
+
+
+SEED_MAX = 2**32 - 1  # numpy / Keras seeds
+Seed = Annotated[int, Range(ge=0, le=SEED_MAX)]
+Count = Annotated[int, Range(ge=0)]  # 0 allowed (off / none)
+Positive = Annotated[int, Range(ge=1)]
+Fraction = Annotated[float, Range(ge=0, lt=1)]  # [0, 1)
+Probability = Annotated[float, Range(ge=0, le=1)]  # [0, 1]
+Rate = Annotated[float, Range(gt=0, le=1)]  # learning rates: (0, 1]
+Degrees = Annotated[float, Range(ge=0, le=180)]
+Side = Annotated[int, Range(ge=8, le=2048)]  # model input side in pixels
+Workers = Annotated[int, Range(ge=0, le=512)]
+MAX_INPUT_BATCH_BYTES = 4 * 2**30  # one float32 input batch (batch_size x side^2 x channels x 4)
 
 FORMATS = ("idc", "breakhis", "chest_xray", "tb", "imagefolder", "medmnist")
 
 
 @dataclass(frozen=True)
 class SampleConfig:
-    patients: int = 24
-    patches_per_patient: int = 150
-    positive_fraction: float = 0.28
-    image_size: int = 50
-    seed: int = 0
+    patients: Positive = 24
+    patches_per_patient: Positive = 150
+    positive_fraction: Probability = 0.28
+    image_size: Side = 50
+    seed: Seed = 0
 
 
 @dataclass(frozen=True)
@@ -36,11 +102,11 @@ class DataConfig:
     format: Literal["idc", "breakhis", "chest_xray", "tb", "imagefolder", "medmnist"] = "idc"
     sample: SampleConfig = field(default_factory=SampleConfig)
     s3_endpoint_url: str | None = None
-    s3_workers: int = 8
-    max_archive_bytes: int = 64 * 2**30  # archive sources: refuse to unpack more than this
-    max_archive_members: int = 2_000_000
+    s3_workers: Annotated[int, Range(ge=1, le=512)] = 8
+    max_archive_bytes: Positive = 64 * 2**30  # archive sources: refuse to unpack more than this
+    max_archive_members: Positive = 2_000_000
     # format-specific knobs
-    magnifications: tuple[int, ...] = (40, 100, 200, 400)  # breakhis
+    magnifications: tuple[Positive, ...] = (40, 100, 200, 400)  # breakhis
     classes: Literal["binary", "three"] = "binary"  # chest_xray
     patient_regex: str | None = None  # imagefolder
     positive_class: str | None = None  # name of the positive class; default: adapter's choice
@@ -48,39 +114,39 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class PreprocessConfig:
-    image_size: int = 50
+    image_size: Side = 50
     channels: Literal[1, 3] = 3
 
 
 @dataclass(frozen=True)
 class ValidateConfig:
-    max_quarantine_fraction: float = 0.01
-    min_side: int = 8
-    max_side: int = 8192
-    max_pixels: int = 100_000_000  # decompression-bomb guard
-    workers: int = 0  # decode workers; 0 = 2 per core (overlaps file reads with decoding)
+    max_quarantine_fraction: Probability = 0.01
+    min_side: Positive = 8
+    max_side: Positive = 8192
+    max_pixels: Positive = 100_000_000  # decompression-bomb guard
+    workers: Workers = 0  # decode workers; 0 = 2 per core (overlaps file reads with decoding)
 
 
 @dataclass(frozen=True)
 class SplitConfig:
-    seed: int = 42
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
+    seed: Seed = 42
+    val_fraction: Annotated[float, Range(gt=0, lt=1)] = 0.15
+    test_fraction: Annotated[float, Range(gt=0, lt=1)] = 0.15
     respect_source_split: bool = False
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    rotate_deg: float = 25.0
+    rotate_deg: Degrees = 25.0
     hflip: bool = True
-    shift_px_at_1024: float = 50.0
-    blur_kernels: tuple[int, ...] = (1, 3)
+    shift_px_at_1024: Annotated[float, Range(ge=0, le=512)] = 50.0
+    blur_kernels: tuple[Annotated[int, Range(ge=1, le=99, odd=True)], ...] = (1, 3)
 
 
 @dataclass(frozen=True)
 class BalanceConfig:
     strategy: Literal["class_weight", "undersample", "oversample", "none"] = "class_weight"
-    seed: int = 7
+    seed: Seed = 7
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -89,9 +155,9 @@ class TrainAugmentConfig:
     flip: bool = True  # random horizontal flip
     vflip: bool = True  # random vertical flip too (off for radiographs with a fixed orientation)
     rot90: bool = True  # random quarter turns (histology; off for radiographs)
-    zoom: float = 0.1  # RandomZoom factor (fraction of the side)
-    rotate_deg: float = 0.0  # RandomRotation by up to +-rotate_deg degrees (0 = off)
-    translate: float = 0.0  # RandomTranslation by up to this fraction of the side (0 = off)
+    zoom: Fraction = 0.1  # RandomZoom factor (fraction of the side)
+    rotate_deg: Degrees = 0.0  # RandomRotation by up to +-rotate_deg degrees (0 = off)
+    translate: Fraction = 0.0  # RandomTranslation by up to this fraction of the side (0 = off)
 
 
 @dataclass(frozen=True)
@@ -100,43 +166,43 @@ class TrainConfig:
         "baseline_cnn"
     )
     weights: str = "none"  # imagenet | none | path to .weights.h5
-    epochs: int = 12
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    fine_tune_epochs: int = 0
-    fine_tune_learning_rate: float = 1e-5
+    epochs: Annotated[int, Range(ge=1, le=100_000)] = 12
+    batch_size: Annotated[int, Range(ge=1, le=65_536)] = 16
+    learning_rate: Rate = 1e-3
+    fine_tune_epochs: Annotated[int, Range(ge=0, le=100_000)] = 0
+    fine_tune_learning_rate: Rate = 1e-5
     loss: Literal["crossentropy", "focal"] = "crossentropy"
-    dropout: float = 0.3
-    early_stopping_patience: int = 4
-    reduce_lr_patience: int = 2
-    reduce_lr_factor: float = 0.5
-    seed: int = 1234
-    cache_mb: int = 1024  # decoded uint8 images kept in RAM when train+val fit; else streamed
+    dropout: Fraction = 0.3
+    early_stopping_patience: Count = 4
+    reduce_lr_patience: Count = 2
+    reduce_lr_factor: Annotated[float, Range(gt=0, lt=1)] = 0.5
+    seed: Seed = 1234
+    cache_mb: Count = 1024  # decoded uint8 images kept in RAM when train+val fit; else streamed
     augment: TrainAugmentConfig = field(default_factory=TrainAugmentConfig)
     optimizer: Literal["adam", "adamw"] = "adam"
-    weight_decay: float = 0.0  # decoupled weight decay; adamw only
+    weight_decay: Fraction = 0.0  # decoupled weight decay; adamw only
     lr_schedule: Literal["plateau", "cosine"] = "plateau"  # plateau: ReduceLROnPlateau; cosine: per step
-    warmup_epochs: int = 0  # cosine only: linear warm-up from 0 to learning_rate
-    label_smoothing: float = 0.0
-    width: int = 32  # small_resnet: filters of the first stage (then 2x, 4x)
+    warmup_epochs: Count = 0  # cosine only: linear warm-up from 0 to learning_rate
+    label_smoothing: Fraction = 0.0
+    width: Annotated[int, Range(ge=1, le=1024)] = 32  # small_resnet: filters of the first stage (then 2x, 4x)
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
     threshold: Literal["youden", "sensitivity", "fixed"] = "youden"
-    target_sensitivity: float = 0.9
-    fixed_threshold: float = 0.5
+    target_sensitivity: Annotated[float, Range(gt=0, le=1)] = 0.9
+    fixed_threshold: Probability = 0.5
     tta: bool = False
-    bootstrap: int = 200
-    seed: int = 99
+    bootstrap: Annotated[int, Range(ge=0, le=100_000)] = 200
+    seed: Seed = 99
 
 
 @dataclass(frozen=True)
 class GateConfig:
     metric: str = "roc_auc"
-    min_delta: float = 0.0
+    min_delta: Probability = 0.0
     guard_metrics: tuple[str, ...] = ("sensitivity",)
-    max_drop: float = 0.05
+    max_drop: Probability = 0.05
 
 
 @dataclass(frozen=True)
@@ -163,6 +229,12 @@ class Config:
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if origin is Annotated:
+        out = _coerce(value, args[0], key)
+        for rng in (m for m in tp.__metadata__ if isinstance(m, Range)):
+            if not rng.accepts(out):
+                raise ConfigError(f"params: '{key}' is {value!r}; accepted range: {rng}")
+        return out
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"params: '{key}' must be a mapping, got {value!r}")
@@ -179,7 +251,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise ConfigError(f"params: '{key}' must be a list, got {value!r}")
-        return tuple(_coerce(v, args[0], f"{key}[]") for v in value)
+        return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"params: '{key}' must be true or false, got {value!r}")
@@ -200,7 +272,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 
 
 def _build(cls: type, raw: dict, prefix: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     names = [f.name for f in dataclasses.fields(cls)]
     for key in raw:
         if key not in names:
@@ -212,9 +284,64 @@ def _build(cls: type, raw: dict, prefix: str = "") -> Any:
     return cls(**kwargs)
 
 
+def _split_fractions(cfg: Config) -> str | None:
+    total = cfg.split.val_fraction + cfg.split.test_fraction
+    if total >= 1:
+        return (
+            f"params: split.val_fraction + split.test_fraction is {total:g}; "
+            "accepted range: value < 1 (the rest is the train split)"
+        )
+    return None
+
+
+def _sides(cfg: Config) -> str | None:
+    v = cfg.validate
+    if v.min_side > v.max_side:
+        return f"params: validate.min_side ({v.min_side}) is above validate.max_side ({v.max_side})"
+    if cfg.preprocess.image_size > v.max_side:
+        return f"params: preprocess.image_size ({cfg.preprocess.image_size}) is above validate.max_side ({v.max_side})"
+    return None
+
+
+def _input_batch_memory(cfg: Config) -> str | None:
+    side, channels, batch = cfg.preprocess.image_size, cfg.preprocess.channels, cfg.train.batch_size
+    need = batch * side * side * channels * 4
+    if need > MAX_INPUT_BATCH_BYTES:
+        return (
+            f"params: train.batch_size {batch} x preprocess.image_size {side}^2 x {channels} channels is "
+            f"{need / 2**30:.1f} GiB per float32 input batch; accepted: <= {MAX_INPUT_BATCH_BYTES // 2**30} GiB "
+            "(lower one of them)"
+        )
+    return None
+
+
+def _weights(cfg: Config) -> str | None:
+    """imagenet | none | a Keras .weights.h5 file (HDF5); loading itself is pipeline.models'."""
+    weights = cfg.train.weights
+    if weights == "imagenet" or weights.lower() == "none":
+        return None
+    if not weights.endswith(".weights.h5"):
+        return f"params: 'train.weights' is {weights!r}; accepted: imagenet, none or the path of a Keras .weights.h5 file"
+    path = Path(weights)
+    if path.is_file():
+        with path.open("rb") as fh:
+            if fh.read(8) != b"\x89HDF\r\n\x1a\n":
+                return f"params: 'train.weights' file {weights} is not an HDF5 (.weights.h5) file"
+    return None
+
+
+# Checks across keys: each returns a one-line message or None. Add new ones here.
+CROSS_CHECKS = (_split_fractions, _sides, _input_batch_memory, _weights)
+
+
 def from_dict(raw: dict | None) -> Config:
     """Build a Config from a parsed params mapping (missing keys take their defaults)."""
-    return _build(Config, raw or {})
+    cfg = _build(Config, raw or {})
+    for check in CROSS_CHECKS:
+        message = check(cfg)
+        if message:
+            raise ConfigError(message)
+    return cfg
 
 
 def load(path: str | Path = "params.yaml") -> Config:

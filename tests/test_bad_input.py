@@ -411,11 +411,11 @@ def test_duplicate_patch_coordinates_fail_the_suite(in_tmp: Path) -> None:
 PARAM_ERRORS = {
     "min-side-over-max-side": (
         {"validate": {"min_side": 100, "max_side": 50}},
-        "params: need 1 <= validate.min_side (100) <= validate.max_side (50)",
+        "params: validate.min_side (100) is above validate.max_side (50)",
     ),
     "fraction-over-one": (
         {"validate": {"max_quarantine_fraction": 5}},
-        "params: 'validate.max_quarantine_fraction' is 5.0; use 0..1",
+        "params: 'validate.max_quarantine_fraction' is 5; accepted range: 0 <= value <= 1",
     ),
 }
 
