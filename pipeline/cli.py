@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pipeline import config
 from pipeline.errors import MedpipeError
+from pipeline.redact import install_log_filter, redact
 
 STAGES = ("ingest", "regroup", "validate", "split", "balance", "train", "evaluate", "register")
 log = logging.getLogger("medpipe")
@@ -128,12 +129,13 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    install_log_filter()
     for noisy in ("great_expectations", "mlflow", "alembic", "absl", "h5py", "urllib3", "botocore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.func(args)
     except MedpipeError as exc:
-        sys.stderr.write(f"medpipe: error: {exc}\n")
+        sys.stderr.write(f"medpipe: error: {redact(str(exc))}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("medpipe: interrupted\n")

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 import yaml
 
 from pipeline.errors import ConfigError
+from pipeline.redact import has_userinfo, redact
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class DataConfig:
     sample: SampleConfig = field(default_factory=SampleConfig)
     s3_endpoint_url: str | None = None
     s3_workers: Annotated[int, Range(ge=1, le=512)] = 8
-    max_archive_bytes: Positive = 64 * 2**30  # archive sources: refuse to unpack more than this
+    max_archive_bytes: Positive | None = None  # archive sources: optional cap; always: must fit the free disk
     max_archive_members: Positive = 2_000_000
     # format-specific knobs
     magnifications: tuple[Positive, ...] = (40, 100, 200, 400)  # breakhis
@@ -330,8 +331,30 @@ def _weights(cfg: Config) -> str | None:
     return None
 
 
+# URL-valued keys that must never carry credentials, and where credentials belong instead
+_CREDENTIAL_HOME = {
+    "data.source": "the AWS credential chain (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance role)",
+    "data.s3_endpoint_url": "the AWS credential chain (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance role)",
+    "registry.tracking_uri": "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or the MLFLOW_TRACKING_URI environment variable",
+    "registry.artifact_uri": "the AWS credential chain (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance role)",
+}
+
+
+def _no_credentials(cfg: Config) -> str | None:
+    """URLs with user info (`s3://KEY:SECRET@bucket`): params.yaml is committed and logged."""
+    for key, home in _CREDENTIAL_HOME.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if isinstance(value, str) and has_userinfo(value):
+            return (
+                f"params: '{key}' holds credentials ({redact(value)}); params are committed and logged: "
+                f"remove them and use {home}"
+            )
+    return None
+
+
 # Checks across keys: each returns a one-line message or None. Add new ones here.
-CROSS_CHECKS = (_split_fractions, _sides, _input_batch_memory, _weights)
+CROSS_CHECKS = (_split_fractions, _sides, _input_batch_memory, _weights, _no_credentials)
 
 
 def from_dict(raw: dict | None) -> Config:

@@ -29,16 +29,11 @@ from typing import Any
 
 from pipeline import config, dvc_files
 from pipeline.config import Config
+from pipeline.redact import redact
 
 log = logging.getLogger(__name__)
 _TAG_KEY_BAD = re.compile(r"[^A-Za-z0-9_\-./ ]")
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 RAW_DATA_PATH = "data/raw"
-
-
-def redact(value: str) -> str:
-    """Drop user:password@ from any URL inside value."""
-    return _URL_USERINFO.sub(r"\g<scheme>***@", value)
 
 
 def tag_key(key: str) -> str:

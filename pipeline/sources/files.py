@@ -1,12 +1,15 @@
 """File-level helpers shared by the ingest sources: which files count as data, safe relative
-paths, directory walks and chunked hashing."""
+paths and file names, impossible trees, directory walks and chunked hashing."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
+
+from pipeline.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -14,6 +17,7 @@ log = logging.getLogger(__name__)
 DATA_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npz"})
 # OS clutter that is never data (compared lower-case); names starting with "." are skipped too.
 IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx"})
+MAX_NAME_BYTES = 255  # one path component, as ext4/xfs/btrfs/APFS allow
 
 
 def is_ignored(rel: str) -> bool:
@@ -43,8 +47,53 @@ def safe_relpath(name: str) -> str:
     return "/".join(parts)
 
 
+def utf8_name(name: str) -> str:
+    """`name` with the bytes that were not valid UTF-8 (surrogate escapes, as os.walk and tarfile
+    give them) read as Latin-1, so every stored name is valid UTF-8: b'caf\\xe9.png' -> 'café.png'."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in name):
+        return name
+    return "".join(chr(ord(ch) - 0xDC00) if "\udc80" <= ch <= "\udcff" else ch for ch in name)
+
+
+def log_renamed(renamed: dict[str, str], what: str) -> None:
+    """Warn once about names that were not UTF-8 (and how they are stored)."""
+    if renamed:
+        old, new = next(iter(renamed.items()))
+        log.warning(
+            "%d file name(s) in %s are not valid UTF-8; kept with those bytes read as Latin-1, e.g. %r -> %r",
+            len(renamed),
+            what,
+            os.fsencode(old),
+            new,
+        )
+
+
+def check_tree(rels: Iterable[str], what: str) -> None:
+    """One-line DataError for a set of paths no folder can hold: a name over 255 bytes, or the
+    same path both a file and a folder (`x.png` and `x.png/y.png`)."""
+    files = set(rels)
+    for rel in sorted(files):
+        long = next(
+            (p for p in rel.split("/") if len(p.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES), None
+        )
+        if long is not None:
+            raise DataError(
+                f"{what} has a name longer than {MAX_NAME_BYTES} bytes ({long[:40]!r}..., "
+                f"{len(long.encode('utf-8', 'surrogateescape'))} bytes) that no file system can store; shorten it"
+            )
+    for rel in sorted(files):
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent in files:
+                raise DataError(
+                    f"{what} has both a file {parent!r} and a folder of that name (holding {rel!r}); "
+                    "rename one of them"
+                )
+
+
 def walk_files(root: Path) -> dict[str, os.stat_result]:
-    """Every regular file under root (following file symlinks) as {posix relpath: stat}."""
+    """Every regular file under root (not following links) as {posix relpath: stat}."""
     found: dict[str, os.stat_result] = {}
     root_str = str(root)
     for dirpath, dirnames, filenames in os.walk(root_str):
@@ -53,9 +102,8 @@ def walk_files(root: Path) -> dict[str, os.stat_result]:
         prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
         for name in filenames:
             try:
-                st = os.stat(os.path.join(dirpath, name))
+                st = os.stat(os.path.join(dirpath, name), follow_symlinks=False)
             except FileNotFoundError:
-                log.warning("skipping broken link %s", os.path.join(dirpath, name))
                 continue
             found[prefix + name] = st
     return found
@@ -65,3 +113,13 @@ def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in chunks."""
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def link_or_copy(src: Path, dest: Path) -> None:
+    """Hard-link src to dest (same file system: no bytes copied); copy when linking is refused."""
+    try:
+        os.link(src, dest)
+    except OSError:
+        import shutil
+
+        shutil.copy2(src, dest)

@@ -22,8 +22,9 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from tqdm import tqdm
 
 from pipeline.errors import DataError
-from pipeline.sources.files import is_data_file, safe_relpath
-from pipeline.sources.mirror import Mirror, SyncSummary
+from pipeline.redact import redact
+from pipeline.sources.files import check_tree, is_data_file, safe_relpath
+from pipeline.sources.mirror import Mirror, Prepare, SyncSummary
 
 log = logging.getLogger(__name__)
 _DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
@@ -50,7 +51,7 @@ def parse_url(url: str) -> tuple[str, str]:
     """s3://bucket/some/prefix -> ("bucket", "some/prefix/")."""
     parsed = urlparse(url)
     if not parsed.netloc:
-        raise DataError(f"data.source {url!r} has no bucket; use s3://bucket/prefix")
+        raise DataError(f"data.source {redact(url)!r} has no bucket; use s3://bucket/prefix")
     prefix = parsed.path.lstrip("/")
     return parsed.netloc, prefix if not prefix or prefix.endswith("/") else prefix + "/"
 
@@ -74,7 +75,11 @@ def make_client(endpoint_url: str | None, workers: int):
 
 
 def _error(exc: Exception, url: str) -> DataError:
-    """One-line DataError for a failed S3 call."""
+    """One-line DataError for a failed S3 call (URLs in it redacted)."""
+    return DataError(redact(str(_describe(exc, url))))
+
+
+def _describe(exc: Exception, url: str) -> DataError:
     if isinstance(exc, NoCredentialsError):
         return DataError(
             f"no AWS credentials for {url}; set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
@@ -115,7 +120,9 @@ def list_objects(client, bucket: str, prefix: str, url: str) -> list[S3Object]:
                 try:
                     rel = safe_relpath(key[len(prefix) :])
                 except ValueError as exc:
-                    raise DataError(f"S3 key {key!r} under {url} is unsafe ({exc}); rename it") from None
+                    raise DataError(
+                        f"S3 key {key!r} under {redact(url)} is unsafe ({exc}); rename it"
+                    ) from None
                 if not is_data_file(rel):
                     skipped += 1
                     continue
@@ -125,9 +132,10 @@ def list_objects(client, bucket: str, prefix: str, url: str) -> list[S3Object]:
         raise _error(exc, url) from exc
     if not objects:
         what = f"{skipped} objects but no image files" if skipped else "no objects"
-        raise DataError(f"{url} holds {what}; check the bucket/prefix in data.source")
+        raise DataError(f"{redact(url)} holds {what}; check the bucket/prefix in data.source")
     if skipped:
-        log.info("ignoring %d hidden or non-image objects under %s", skipped, url)
+        log.info("ignoring %d hidden or non-image objects under %s", skipped, redact(url))
+    check_tree((o.rel for o in objects), redact(url))
     return sorted(objects, key=lambda o: o.rel)
 
 
@@ -147,12 +155,14 @@ def download(client, bucket: str, obj: S3Object, dest: Path) -> str:
     return sha.hexdigest()
 
 
-def sync_s3(url: str, raw_dir: Path, endpoint_url: str | None, workers: int) -> SyncSummary:
+def sync_s3(
+    url: str, raw_dir: Path, endpoint_url: str | None, workers: int, prepare: Prepare | None = None
+) -> SyncSummary:
     """Mirror s3://bucket/prefix into raw_dir, downloading only new or changed objects."""
     bucket, prefix = parse_url(url)
     client = make_client(endpoint_url, workers)
     objects = list_objects(client, bucket, prefix, url)
-    with Mirror(raw_dir, kind="s3", source=url) as mirror:
+    with Mirror(raw_dir, kind="s3", source=url, prepare=prepare) as mirror:
         todo = [o for o in objects if not mirror.keep_if_unchanged(o.rel, f"etag:{o.etag}:{o.size}")]
         targets = {o.rel: mirror.staged_path(o.rel) for o in todo}
         pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="s3-ingest")
@@ -168,5 +178,4 @@ def sync_s3(url: str, raw_dir: Path, endpoint_url: str | None, workers: int) -> 
                 mirror.add(obj.rel, f"etag:{obj.etag}:{obj.size}", sha)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-        mirror.staged.sort()
         return mirror.commit()

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from pipeline.config import SampleConfig
 from pipeline.errors import ConfigError
-from pipeline.sources.mirror import Mirror, SyncSummary
+from pipeline.sources.mirror import Mirror, Prepare, SyncSummary
 from pipeline.sources.sample_tiles import paint_patch, patient_stain
 
 log = logging.getLogger(__name__)
@@ -130,10 +130,10 @@ def write(cfg: SampleConfig, dest: Path) -> list[Path]:
     return paths
 
 
-def sync_sample(cfg: SampleConfig, raw_dir: Path) -> SyncSummary:
+def sync_sample(cfg: SampleConfig, raw_dir: Path, prepare: Prepare | None = None) -> SyncSummary:
     """Generate the sample into raw_dir, writing only files whose bytes changed."""
     extra = {"generator_version": GENERATOR_VERSION, "sample": dataclasses.asdict(cfg)}
-    with Mirror(raw_dir, kind="sample", source="sample", extra=extra) as mirror:
+    with Mirror(raw_dir, kind="sample", source="sample", extra=extra, prepare=prepare) as mirror:
         if mirror.same_source():
             log.info("sample dataset already generated with these params")
             mirror.keep_all()

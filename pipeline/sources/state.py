@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class SyncSummary:
     deleted: int = 0
     bytes_copied: int = 0
     seconds: float = 0.0
+    skipped: dict[str, int] = field(default_factory=dict)  # source files not ingested, by reason
 
     def as_dict(self) -> dict:
         """Small summary for logs and the stage's return value (no per-file rows)."""
@@ -59,11 +60,15 @@ def load_state(raw_dir: Path) -> dict:
     return state
 
 
-def state_text(kind: str, source: str, extra: dict, records: dict[str, FileRecord]) -> str:
+def state_text(
+    kind: str, source: str, extra: dict, records: dict[str, FileRecord], skipped: dict[str, int] | None = None
+) -> str:
     """Deterministic, compact JSON for the state file."""
     files = {
         rel: [rec.bytes, rec.sha256, _SAME if rec.fingerprint == f"sha256:{rec.sha256}" else rec.fingerprint]
         for rel, rec in sorted(records.items())
     }
     state = {"version": STATE_VERSION, "kind": kind, "source": source, "extra": extra}
+    if skipped:
+        state["skipped"] = dict(sorted(skipped.items()))
     return json.dumps({**state, "files": files}, separators=(",", ":"), sort_keys=True) + "\n"

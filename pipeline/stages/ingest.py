@@ -1,6 +1,9 @@
 """ingest: mirror data.source into data/raw (incremental, all-or-nothing) and write the raw
 manifest (path, bytes, sha256), one row per data file, sorted by path.
 
+The manifest is written before data/raw is swapped and renamed into place right after, so a
+failure anywhere leaves both data/raw (and its state file) and the manifest as they were.
+
 Paths in the manifest are relative to the working directory (the project root under DVC), e.g.
 `data/raw/10253/0/10253_idx5_x51_y1001_class0.png`. The sync state file
 (data/raw/.ingest-state.json) is never listed. data/raw is immutable for all later stages.
@@ -40,16 +43,25 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     if missing:
         raise MedpipeError(f"ingest needs outputs {', '.join(sorted(missing))} (-o raw=... -o manifest=...)")
     raw_dir, manifest_path = Path(outputs["raw"]), Path(outputs["manifest"])
-    summary = sources.sync(cfg, raw_dir)
-    manifest.write(raw_manifest(summary, raw_dir), manifest_path)
+    pending = manifest_path.with_name(f".{manifest_path.name}.pending")
+
+    def write_manifest(summary: sources.SyncSummary) -> None:  # before data/raw is swapped
+        manifest.write(raw_manifest(summary, raw_dir), pending)
+
+    try:
+        summary = sources.sync(cfg, raw_dir, prepare=write_manifest)
+        os.replace(pending, manifest_path)
+    finally:
+        pending.unlink(missing_ok=True)
     result = summary.as_dict()
     log.info(
-        "ingest: %d files (%d copied, %d unchanged, %d deleted) in %.2fs -> %s",
+        "ingest: %d files (%d copied, %d unchanged, %d deleted) in %.2fs -> %s%s",
         result["files"],
         result["copied"],
         result["unchanged"],
         result["deleted"],
         result["seconds"],
         manifest_path,
+        f"; not ingested: {result['skipped']}" if result["skipped"] else "",
     )
     return result
