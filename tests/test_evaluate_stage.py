@@ -22,6 +22,8 @@ from pipeline.stages import evaluate
 SIZE = 8
 HEADLINE_KEYS = {"accuracy", "balanced_accuracy", "sensitivity", "specificity", "ppv", "npv", "f1"}
 HEADLINE_KEYS |= {"roc_auc", "pr_auc", "ece", "threshold", "n_test", "n_test_patients"}
+PATIENT_KEYS = {"patient_" + k for k in HEADLINE_KEYS - {"n_test", "n_test_patients"}}
+CI_KEYS = {"roc_auc_ci_lo", "roc_auc_ci_hi", "patient_roc_auc_ci_lo", "patient_roc_auc_ci_hi"}
 
 
 def brightness_model(n_classes: int = 2, k: float = 6.0) -> keras.Model:
@@ -117,6 +119,7 @@ def make_project(root: Path, n_classes: int = 2, seed: int = 0) -> tuple[dict, d
     }
     outputs = {
         "metrics": Path("reports/metrics.json"),
+        "diagnostics": Path("reports/diagnostics.json"),
         "plots": Path("reports/eval"),
         "report": Path("reports/report.html"),
     }
@@ -127,24 +130,35 @@ def small_cfg(**evaluate_params) -> config.Config:
     return config.from_dict({"evaluate": {"bootstrap": 20, **evaluate_params}})
 
 
-def test_run_writes_flat_metrics_plots_and_report(in_tmp):
+def test_run_writes_flat_metrics_diagnostics_plots_and_report(in_tmp):
     inputs, outputs = make_project(in_tmp)
     summary = evaluate.run(small_cfg(), inputs, outputs)
     metrics = json.loads(outputs["metrics"].read_text())
-    assert HEADLINE_KEYS <= set(metrics)
+    diag = json.loads(outputs["diagnostics"].read_text())
+    # metrics.json: what `dvc metrics show` prints -- <= 30 flat numbers, no prose, no nesting
+    assert set(metrics) == HEADLINE_KEYS | PATIENT_KEYS | CI_KEYS and len(metrics) <= 30
+    assert all(isinstance(v, int | float) and not isinstance(v, bool) for v in metrics.values())
     assert metrics["n_test"] == 48 and metrics["n_test_patients"] == 6
     assert 0.0 < metrics["threshold"] < 1.0
     assert metrics["roc_auc"] > 0.7  # brightness separates the classes, with overlap
+    assert [metrics["roc_auc_ci_lo"], metrics["roc_auc_ci_hi"]] == diag["ci"]["roc_auc"]
+    assert metrics["roc_auc_ci_lo"] <= metrics["roc_auc"] <= metrics["roc_auc_ci_hi"]
+    assert metrics["patient_roc_auc"] == diag["patient_level"]["roc_auc"]
+    assert metrics["patient_threshold"] == diag["patient_level"]["threshold"]
+    assert [metrics["patient_roc_auc_ci_lo"], metrics["patient_roc_auc_ci_hi"]] == diag["patient_level"][
+        "ci"
+    ]["roc_auc"]
+    # diagnostics.json: the full result
     assert (
-        metrics["test_manifest_sha256"]
-        == hashlib.sha256(Path("data/splits/test.csv").read_bytes()).hexdigest()
+        diag["test_manifest_sha256"] == hashlib.sha256(Path("data/splits/test.csv").read_bytes()).hexdigest()
     )
     for key in HEADLINE_KEYS - {"threshold", "n_test", "n_test_patients"}:
-        lo, hi = metrics["ci"][key]
+        lo, hi = diag["ci"][key]
         assert lo <= hi
-    assert set(metrics["per_class"]) == {"non_idc", "idc"}
-    assert metrics["patient_level"]["n_patients"] == 6
-    assert "Youden" in metrics["threshold_rule"]
+        assert diag[key] == metrics[key]
+    assert set(diag["per_class"]) == {"non_idc", "idc"}
+    assert diag["patient_level"]["n_patients"] == 6
+    assert "Youden" in diag["threshold_rule"] and diag["gate_metric"] == "roc_auc"
     assert summary["n_test"] == 48
 
     tables = {
@@ -159,7 +173,7 @@ def test_run_writes_flat_metrics_plots_and_report(in_tmp):
     )
     assert {"mean_predicted", "fraction_positive"} <= set(tables["calibration.csv"].columns)
     confusion = pd.crosstab(tables["confusion.csv"]["actual"], tables["confusion.csv"]["predicted"])
-    assert int(confusion.loc["idc", "idc"]) == metrics["confusion_matrix"]["matrix"][1][1]
+    assert int(confusion.loc["idc", "idc"]) == diag["confusion_matrix"]["matrix"][1][1]
 
     html = outputs["report"].read_text()
     assert (
@@ -176,7 +190,7 @@ def test_run_writes_flat_metrics_plots_and_report(in_tmp):
         "Patient-level metrics",
         "Model card",
         "not a diagnostic device",
-        metrics["test_manifest_sha256"],
+        diag["test_manifest_sha256"],
     ):
         assert section in html, section
 
@@ -189,9 +203,20 @@ def test_score_model_matches_metrics_json(in_tmp):
     label_map = json.loads(Path("models/label_map.json").read_text())
     val_df, test_df = pd.read_csv("data/splits/val.csv"), pd.read_csv("data/splits/test.csv")
     scored = scoring.score_model(model, label_map, val_df, test_df, small_cfg().evaluate)
-    assert set(scored) == HEADLINE_KEYS
-    for key in HEADLINE_KEYS:
+    assert set(scored) == set(stored) - CI_KEYS  # the champion gate sees what metrics.json holds
+    for key in scored:
         assert scored[key] == pytest.approx(stored[key]), key
+
+
+def test_metrics_json_carries_the_ci_of_the_gate_metric(in_tmp):
+    inputs, outputs = make_project(in_tmp)
+    cfg = config.from_dict({"evaluate": {"bootstrap": 20}, "gate": {"metric": "patient_sensitivity"}})
+    evaluate.run(cfg, inputs, outputs)
+    metrics = json.loads(outputs["metrics"].read_text())
+    diag = json.loads(outputs["diagnostics"].read_text())
+    assert {"sensitivity_ci_lo", "patient_sensitivity_ci_hi"} <= set(metrics) and len(metrics) <= 30
+    assert not {k for k in metrics if k.startswith("roc_auc_ci")}
+    assert metrics["sensitivity_ci_hi"] == diag["ci"]["sensitivity"][1]
 
 
 def test_threshold_is_chosen_on_validation_only(in_tmp, monkeypatch):
@@ -237,7 +262,7 @@ def test_tta_option_is_passed_to_predict_proba(in_tmp, monkeypatch):
     evaluate.run(small_cfg(tta=True), inputs, outputs)
     flipped = json.loads(outputs["metrics"].read_text())
     assert calls == [False, False, True, True]
-    assert flipped["tta"] is True
+    assert json.loads(outputs["diagnostics"].read_text())["tta"] is True
     # global-average-pooled brightness is flip invariant: TTA must give the same scores
     assert flipped["roc_auc"] == pytest.approx(plain["roc_auc"], abs=1e-6)
 
@@ -246,11 +271,13 @@ def test_multiclass_run_uses_argmax_and_macro_metrics(in_tmp):
     inputs, outputs = make_project(in_tmp, n_classes=3)
     evaluate.run(small_cfg(), inputs, outputs)
     metrics = json.loads(outputs["metrics"].read_text())
-    assert metrics["threshold"] is None and "argmax" in metrics["threshold_rule"]
-    assert set(metrics["per_class"]) == {"normal", "bacteria", "virus"}
+    diag = json.loads(outputs["diagnostics"].read_text())
+    assert len(metrics) <= 30 and metrics["threshold"] is None and metrics["patient_threshold"] is None
+    assert "argmax" in diag["threshold_rule"]
+    assert set(diag["per_class"]) == {"normal", "bacteria", "virus"}
     assert metrics["roc_auc"] > 0.8
     assert metrics["sensitivity"] == pytest.approx(
-        np.mean([m["sensitivity"] for m in metrics["per_class"].values()])
+        np.mean([m["sensitivity"] for m in diag["per_class"].values()])
     )
     html = outputs["report"].read_text()
     assert "macro" in html and "Slide heat map" not in html

@@ -67,7 +67,8 @@ def metrics(roc_auc: float, sensitivity: float = 0.8) -> dict:
         "sensitivity": sensitivity,
         "specificity": 0.7,
         "n_test": 4,
-        "ci": {"roc_auc": [0.1, 0.9]},
+        "roc_auc_ci_lo": 0.1,
+        "roc_auc_ci_hi": 0.9,
     }
 
 

@@ -82,6 +82,7 @@ def io_paths(root: Path = Path(".")) -> tuple[dict[str, Path], dict[str, Path]]:
         "validated": root / "interim/validated.csv",
         "quarantine": root / "reports/validation/quarantine.csv",
         "summary": root / "reports/validation/summary.json",
+        "metrics": root / "reports/validation/metrics.json",
         "docs": root / "reports/validation/data_docs",
     }
     return inputs, outputs
@@ -116,6 +117,17 @@ def test_clean_dataset_passes_and_writes_every_output(in_tmp: Path) -> None:
     assert summary["classes"] == {"0": 6, "1": 6} and summary["n_patients"] == 3
     assert summary["gx_success"] is True and summary["n_expectations"] >= 12
     assert summary["decode_img_per_s"] > 0
+    metrics = json.loads((in_tmp / "reports/validation/metrics.json").read_text())  # what DVC compares
+    assert metrics == {
+        "n_rows": 12,
+        "n_valid": 12,
+        "n_quarantined": 0,
+        "quarantine_fraction": 0.0,
+        "n_patients": 3,
+        "n_classes": 2,
+        "n_expectations": summary["n_expectations"],
+        "gx_success": 1,
+    }
     docs = in_tmp / "reports/validation/data_docs"
     assert (docs / "index.html").is_file()
     assert json.loads((docs / "validation_result.json").read_text())["success"] is True

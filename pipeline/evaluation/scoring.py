@@ -3,7 +3,8 @@
 `score_model` is the one entry point the register stage's champion gate uses to re-score the
 current champion on the same test manifest: threshold from val, metrics on test, flat dict.
 The evaluate stage calls `predict_split` + `evaluate_predictions` (same numbers, plus CIs,
-per-class and patient-level blocks) so that each image is predicted once.
+per-class and patient-level blocks) so that each image is predicted once. score_model returns the
+keys of reports/metrics.json except the CI bounds (image level + patient_<metric>).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pipeline.config import EvaluateConfig
 from pipeline.errors import DataError
 from pipeline.evaluation import metrics
 from pipeline.evaluation.bootstrap import cluster_bootstrap_ci
+from pipeline.evaluation.metrics_file import patient_headline
 from pipeline.evaluation.patients import PATIENT_RULE, aggregate_by_patient
 from pipeline.evaluation.predictions import Predictions, Task, load_model, predict_split
 from pipeline.evaluation.threshold import ThresholdChoice, argmax_choice, check_config, choose_threshold
@@ -48,17 +50,24 @@ def headline(task: Task, pred: Predictions, choice: ThresholdChoice) -> dict:
 def score_model(
     model: keras.Model, label_map: dict, val_df: pd.DataFrame, test_df: pd.DataFrame, cfg: EvaluateConfig
 ) -> dict:
-    """Threshold chosen on val_df, flat headline metrics on test_df (the champion gate's view)."""
+    """Thresholds chosen on val_df, flat metrics on test_df (the champion gate's view).
+
+    The keys of reports/metrics.json without the CI bounds: image-level headline + patient_<metric>.
+    """
     check_config(cfg)
     task = Task.from_label_map(label_map)
     val = predict_split(model, label_map, val_df, cfg, "val")
     test = predict_split(model, label_map, test_df, cfg, "test")
-    return headline(task, test, operating_threshold(task, val.y, val.proba, cfg, "val images"))
+    choice = operating_threshold(task, val.y, val.proba, cfg, "val images")
+    pat, pchoice = _patient_predictions(task, val, test, choice, cfg)
+    patient = metrics.headline_metrics(pat.y, pat.proba, task.positive, pchoice.value)
+    return headline(task, test, choice) | patient_headline({**patient, "threshold": pchoice.value})
 
 
-def _patient_level(
+def _patient_predictions(
     task: Task, val: Predictions, test: Predictions, image_choice: ThresholdChoice, cfg: EvaluateConfig
-) -> dict:
+) -> tuple[Predictions, ThresholdChoice]:
+    """Test patients (labels, mean probabilities, ids) and the threshold chosen on val patients."""
     vy, vp, _ = aggregate_by_patient(val.y, val.proba, val.patients, task.positive)
     ty, tp, ids = aggregate_by_patient(test.y, test.proba, test.patients, task.positive)
     try:
@@ -66,7 +75,14 @@ def _patient_level(
     except DataError as exc:
         log.warning("patient level: %s; using the image-level threshold", exc)
         choice = ThresholdChoice(image_choice.value, f"image-level threshold (val patients: {exc})")
-    pat = Predictions(ty, tp, ids)
+    return Predictions(ty, tp, ids), choice
+
+
+def _patient_level(
+    task: Task, val: Predictions, test: Predictions, image_choice: ThresholdChoice, cfg: EvaluateConfig
+) -> dict:
+    pat, choice = _patient_predictions(task, val, test, image_choice, cfg)
+    ty, tp, ids = pat.y, pat.proba, pat.patients
     out = metrics.headline_metrics(ty, tp, task.positive, choice.value)
     ci = cluster_bootstrap_ci(
         lambda rows: metrics.headline_metrics(ty[rows], tp[rows], task.positive, choice.value),
@@ -89,7 +105,8 @@ def _patient_level(
 
 
 def evaluate_predictions(task: Task, val: Predictions, test: Predictions, cfg: EvaluateConfig) -> dict:
-    """Everything metrics.json holds except file hashes: headline, ci, per_class, patient_level."""
+    """The full result (diagnostics.json; metrics_file.headline picks metrics.json from it): headline,
+    ci, per_class, confusion_matrix, patient_level, threshold_rule."""
     check_config(cfg)
     choice = operating_threshold(task, val.y, val.proba, cfg, "val images")
     out = headline(task, test, choice)

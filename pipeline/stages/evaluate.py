@@ -1,10 +1,11 @@
-"""evaluate stage: models/ + data/splits -> reports/metrics.json, reports/eval/*.csv, reports/report.html.
+"""evaluate stage: models/ + data/splits -> reports/metrics.json, reports/diagnostics.json,
+reports/eval/*.csv, reports/report.html.
 
 The operating threshold is chosen on the val split and applied to test (pipeline.evaluation.
-threshold); test metrics get 95 % CIs by patient (cluster) bootstrap. metrics.json holds FLAT
-headline keys (accuracy, balanced_accuracy, sensitivity, specificity, ppv, npv, f1, roc_auc,
-pr_auc, ece, threshold, n_test, n_test_patients; the register gate reads metrics[gate.metric])
-plus ci, per_class, confusion_matrix, patient_level, threshold_rule and test_manifest_sha256.
+threshold); test metrics get 95 % CIs by patient (cluster) bootstrap. metrics.json holds at most
+30 FLAT numbers (image- and patient-level headline, CIs of gate.metric; the register gate reads
+metrics[gate.metric]); diagnostics.json holds the full result: CIs of every metric, per_class,
+confusion_matrix, patient_level, threshold_rule, test_manifest_sha256 (pipeline.evaluation.metrics_file).
 Optional input `history` (reports/train/history.csv) adds training curves to the report.
 All outputs are computed in memory first and written at the end (no partial outputs).
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from pipeline import manifest
 from pipeline.config import Config
-from pipeline.evaluation import curves, report
+from pipeline.evaluation import curves, metrics_file, report
 from pipeline.evaluation.model_card import file_sha256
 from pipeline.evaluation.report_context import read_history, report_context, report_figures
 from pipeline.evaluation.scoring import Task, evaluate_predictions, load_model, predict_split
@@ -69,7 +70,9 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
 
     _write_dir(tables, Path(outputs["plots"]))
     _write_text(html, Path(outputs["report"]))
-    manifest.write_json(result, outputs["metrics"])
+    diagnostics = outputs.get("diagnostics") or Path(outputs["metrics"]).with_name("diagnostics.json")
+    manifest.write_json(metrics_file.diagnostics(result, cfg.gate.metric), diagnostics)
+    manifest.write_json(metrics_file.headline(result, cfg.gate.metric), outputs["metrics"])
     log.info(
         "evaluate: %d test images / %d patients; roc_auc %s, sensitivity %s, specificity %s at threshold %s",
         result["n_test"],

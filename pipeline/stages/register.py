@@ -63,11 +63,13 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     models_dir, splits_dir = inputs["model"], inputs["splits"]
     split_paths = _check_inputs(models_dir, splits_dir)
     metrics = manifest.read_json(inputs["metrics"])
+    diagnostics = manifest.read_json(inputs["diagnostics"]) if inputs.get("diagnostics") else {}
     hashes = {split: file_sha256(path) for split, path in split_paths.items()}
-    if metrics.get("test_manifest_sha256") not in (None, hashes["test"]):
+    if diagnostics.get("test_manifest_sha256") not in (None, hashes["test"]):
         log.warning(
-            "metrics.json names test manifest %s; %s hashes to %s",
-            metrics["test_manifest_sha256"],
+            "%s names test manifest %s; %s hashes to %s",
+            inputs["diagnostics"],
+            diagnostics["test_manifest_sha256"],
             split_paths["test"],
             hashes["test"],
         )
@@ -84,6 +86,7 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
 
     model_files = [models_dir / n for n in MODEL_FILES + OPTIONAL_MODEL_FILES if (models_dir / n).is_file()]
     files = [(registry.MODEL_ARTIFACT_DIR, p) for p in model_files] + [("reports", inputs["metrics"])]
+    files += [("reports", inputs["diagnostics"])] if inputs.get("diagnostics") else []
     files += [("data/splits", p) for p in split_paths.values()]
     run = registry.log_run(
         client, exp_id, flat_params(cfg), flat_metrics(metrics), files, {"metrics_full.json": metrics}

@@ -2,7 +2,9 @@
 
 inputs:  manifest (canonical manifest CSV), labels (labels.json from regroup)
 outputs: validated (manifest + height, width, channels, dtype), quarantine (path, reason, detail),
-         summary (DVC metrics JSON), docs (GX Data Docs site + validation_result.json)
+         summary (everything: per-reason and per-class counts, channels, decode rate, GX timing),
+         metrics (optional; the DVC metrics file: METRIC_KEYS only, numbers, no timings),
+         docs (GX Data Docs site + validation_result.json)
 
 Bad rows are never dropped silently: each lands in quarantine.csv with one reason from
 pipeline.validation.reasons.REASONS. More than validate.max_quarantine_fraction of them, or a
@@ -28,6 +30,17 @@ log = logging.getLogger(__name__)
 QUARANTINE_COLUMNS = ["path", "reason", "detail"]
 SHOWN = 5  # bad files named in a ValidationFailed message
 LOGGED = 200  # bad files logged (one WARNING line each) before it is raised
+# What `dvc metrics show/diff` compares run to run: deterministic numbers (timings stay in summary).
+METRIC_KEYS = ("n_rows", "n_valid", "n_quarantined", "quarantine_fraction", "n_patients", "n_classes")
+METRIC_KEYS += ("n_expectations", "gx_success")
+
+
+def validation_metrics(summary: dict) -> dict:
+    """The numbers-only metrics of the validate stage (gx_success as 1/0)."""
+    out = {key: summary.get(key) for key in METRIC_KEYS}
+    out["n_classes"] = len(summary.get("classes") or {})
+    out["gx_success"] = int(bool(summary.get("gx_success")))
+    return out
 
 
 def check_rows(df: pd.DataFrame, classes: list[str], cfg: Config) -> tuple[pd.DataFrame, float]:
@@ -106,6 +119,8 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     manifest.write(validated, outputs["validated"])
     manifest.write(quarantine, outputs["quarantine"])
     manifest.write_json(summary, outputs["summary"])
+    if outputs.get("metrics"):
+        manifest.write_json(validation_metrics(summary), outputs["metrics"])
     log.info(
         "validate: %d valid, %d quarantined (%s)",
         len(validated),

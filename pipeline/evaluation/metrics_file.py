@@ -1,0 +1,65 @@
+"""What reports/metrics.json holds (the DVC headline) and what goes to reports/diagnostics.json.
+
+`dvc metrics show`, `dvc metrics diff` and `dvc exp show` print every key of a metrics file, so
+metrics.json holds only flat numbers a person compares run to run (at most MAX_KEYS of them):
+    test, image level:    accuracy balanced_accuracy sensitivity specificity ppv npv f1 roc_auc
+                          pr_auc ece threshold n_test n_test_patients
+    test, patient level:  patient_<each headline metric above>, patient_threshold
+    gate metric CIs:      <gate>_ci_lo <gate>_ci_hi patient_<gate>_ci_lo patient_<gate>_ci_hi
+                          (95 % patient-bootstrap interval of gate.metric, image and patient level)
+Undefined values (e.g. the threshold of a multi-class task) are null. The register gate reads
+metrics[gate.metric], so gate.metric may name any of these keys.
+
+diagnostics.json is the full evaluation result: the same numbers plus CIs of every metric,
+per-class tables, the confusion matrix, the patient-level detail, the threshold rules (prose),
+class names and the test manifest's sha256. It is a plain DVC output, not a metrics file.
+"""
+
+from __future__ import annotations
+
+from pipeline.evaluation.metrics import HEADLINE
+
+MAX_KEYS = 30
+PATIENT = "patient_"
+IMAGE_KEYS = (*HEADLINE, "threshold", "n_test", "n_test_patients")
+PATIENT_KEYS = (*HEADLINE, "threshold")
+
+
+def _number(value):
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def patient_headline(patient: dict) -> dict:
+    """patient_<metric> keys from the patient-level block (or score_model's patient dict)."""
+    return {PATIENT + key: _number(patient.get(key)) for key in PATIENT_KEYS}
+
+
+def _ci_keys(prefix: str, metric: str, ci: dict | None) -> dict:
+    bounds = (ci or {}).get(metric)
+    lo, hi = bounds if isinstance(bounds, list | tuple) and len(bounds) == 2 else (None, None)
+    return {f"{prefix}{metric}_ci_lo": _number(lo), f"{prefix}{metric}_ci_hi": _number(hi)}
+
+
+def gate_base(gate_metric: str) -> str | None:
+    """The headline metric whose CIs go into metrics.json (patient_roc_auc -> roc_auc)."""
+    base = gate_metric.removeprefix(PATIENT)
+    return base if base in HEADLINE else None
+
+
+def headline(result: dict, gate_metric: str) -> dict:
+    """metrics.json: the flat numeric headline of an evaluate result (see module doc)."""
+    patient = result.get("patient_level") or {}
+    out = {key: _number(result.get(key)) for key in IMAGE_KEYS}
+    out |= patient_headline(patient)
+    base = gate_base(gate_metric)
+    if base is not None and (result.get("ci") or patient.get("ci")):
+        out |= _ci_keys("", base, result.get("ci"))
+        out |= _ci_keys(PATIENT, base, patient.get("ci"))
+    if len(out) > MAX_KEYS:  # a programming error: new detail belongs in diagnostics.json
+        raise AssertionError(f"metrics.json would hold {len(out)} keys > {MAX_KEYS}")
+    return out
+
+
+def diagnostics(result: dict, gate_metric: str) -> dict:
+    """diagnostics.json: the full result, plus which metric the headline CIs are for."""
+    return {"gate_metric": gate_metric, **result}
