@@ -150,7 +150,7 @@ def test_unknown_gate_metric_is_a_config_error(tracking: str, in_tmp: Path) -> N
 
 
 def test_dvc_bookkeeping_does_not_make_a_revision_dirty(tmp_path: Path) -> None:
-    """dvc.lock and the .gitignore files that `dvc repro` rewrites are not code changes."""
+    """dvc.lock, the .gitignore files and the outputs dvc.yaml declares are not code changes."""
     import subprocess
 
     from pipeline.registry.tags import git_revision
@@ -161,12 +161,19 @@ def test_dvc_bookkeeping_does_not_make_a_revision_dirty(tmp_path: Path) -> None:
         "GIT_AUTHOR_EMAIL": "t@x",
         "GIT_COMMITTER_EMAIL": "t@x",
     }
-    for name in ("params.yaml", "dvc.lock", ".gitignore", "data/.gitignore"):
+    dvc_yaml = (
+        "stages:\n  evaluate:\n    cmd: x\n    outs:\n      - reports/eval:\n          cache: false\n"
+        "    metrics:\n      - reports/metrics.json:\n          cache: false\n"
+        "    plots:\n      - reports/train/history.csv\n"
+    )
+    (tmp_path / "dvc.yaml").write_text(dvc_yaml)
+    dvc_outs = ("reports/metrics.json", "reports/eval/roc.csv", "reports/train/history.csv")
+    for name in ("params.yaml", "dvc.lock", ".gitignore", "data/.gitignore", *dvc_outs):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("v1\n")
     for args in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
         subprocess.run(args, cwd=tmp_path, check=True, env={**os.environ, **env})
-    for name in ("dvc.lock", ".gitignore", "data/.gitignore"):
+    for name in ("dvc.lock", ".gitignore", "data/.gitignore", *dvc_outs):  # what `dvc repro` rewrites
         (tmp_path / name).write_text("v2\n")
     head, dirty = git_revision(tmp_path)
     assert len(head) == 40 and dirty is False

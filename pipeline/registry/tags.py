@@ -2,7 +2,8 @@
 
 Tag schema (all values are strings; MLflow tag keys allow letters, digits, `_ - . / space`):
     git.commit                      HEAD of the project repo ("unknown" outside git)
-    git.dirty                       "true" when tracked files (not dvc.lock/.gitignore) differ from HEAD
+    git.dirty                       "true" when tracked code/params differ from HEAD (DVC's own files
+                                    and every output dvc.yaml declares do not count)
     params.sha256                   sha256 of the canonical JSON of the full typed config
     dvc.<stage>.dep.<path>          md5 of every dep of every stage in dvc.lock
     dvc.<stage>.out.<path>          md5 of every out (directories end in ".dir")
@@ -54,17 +55,31 @@ def file_sha256(path: Path) -> str:
 DVC_BOOKKEEPING = (":(exclude,top)dvc.lock", ":(exclude,top,glob)**/.gitignore")
 
 
+def dvc_outputs(project: Path) -> list[str]:
+    """Every path dvc.yaml in project declares as outs / metrics / plots (cache: false ones are in git)."""
+    dvc_yaml = project / "dvc.yaml"
+    if not dvc_yaml.is_file():
+        return []
+    paths = []
+    for body in dvc_files.stages(dvc_yaml).values():
+        for section in ("outs", "metrics", "plots"):
+            paths += [dvc_files.entry_path(e).as_posix() for e in body.get(section) or []]
+    return paths
+
+
 def git_revision(cwd: Path | None = None) -> tuple[str, bool]:
     """(HEAD commit, dirty) of the repo holding cwd; ("unknown", True) outside git.
 
-    Dirty means tracked code or params differ from HEAD; DVC's bookkeeping files do not count.
+    Dirty means tracked code or params differ from HEAD. DVC's bookkeeping files and the outputs
+    dvc.yaml declares (metrics.json, report.html, ... that `dvc repro` just rewrote) do not count.
     """
+    outputs = [f":(exclude,literal){p}" for p in dvc_outputs(Path(cwd or "."))]
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *DVC_BOOKKEEPING],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *DVC_BOOKKEEPING, *outputs],
             cwd=cwd,
             capture_output=True,
             text=True,
