@@ -5,6 +5,7 @@
     medpipe lineage data <sha256|path|dvc-hash>
     medpipe registry history <name>
     medpipe reproduce <name>@<version>
+    medpipe preset list | apply NAME [--params params.yaml]
 
 Paths of stage inputs and outputs are declared once, in dvc.yaml, and passed here.
 """
@@ -90,6 +91,24 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return reproduce.main(args.ref, tolerance=args.tolerance)
 
 
+def _cmd_preset(args: argparse.Namespace) -> int:
+    from pipeline import presets
+
+    if args.action == "list":
+        shown = presets.available()
+        width = max(map(len, shown), default=0)
+        for name, line in shown.items():
+            sys.stdout.write(f"{name:{width}s}  {line}\n")
+        return 0
+    if not args.name:
+        raise MedpipeError("medpipe preset apply needs a preset NAME; see: medpipe preset list")
+    changes = presets.apply(args.name, Path(args.params))
+    log.info("preset %s applied to %s: %d key(s) changed", args.name, args.params, len(changes))
+    for change in changes:
+        sys.stdout.write(f"  {change}\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medpipe", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -119,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("ref", help="<name>@<version|alias>")
     rep.add_argument("--tolerance", type=float, default=0.02)
     rep.set_defaults(func=_cmd_reproduce)
+
+    pre = sub.add_parser("preset", help="list the per-source-system presets or apply one to params.yaml")
+    pre.add_argument("action", choices=("list", "apply"))
+    pre.add_argument("name", nargs="?", help="preset name (apply)")
+    pre.add_argument("--params", default="params.yaml")
+    pre.set_defaults(func=_cmd_preset)
     return parser
 
 

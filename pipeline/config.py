@@ -108,6 +108,7 @@ class DataConfig:
     max_archive_members: Positive = 2_000_000
     # format-specific knobs
     magnifications: tuple[Positive, ...] = (40, 100, 200, 400)  # breakhis
+    label: Literal["class", "tumor_type"] = "class"  # breakhis: benign/malignant | the 8 tumour types
     classes: Literal["binary", "three"] = "binary"  # chest_xray
     patient_regex: str | None = None  # imagefolder
     positive_class: str | None = None  # name of the positive class; default: adapter's choice
@@ -166,7 +167,7 @@ class TrainConfig:
     model: Literal["baseline_cnn", "small_resnet", "densenet201", "mobilenetv2", "efficientnetb0"] = (
         "baseline_cnn"
     )
-    weights: str = "none"  # imagenet | none | path to .weights.h5
+    weights: str = "none"  # imagenet | none | path to a .weights.h5 / Keras *_notop.h5 file
     epochs: Annotated[int, Range(ge=1, le=100_000)] = 12
     batch_size: Annotated[int, Range(ge=1, le=65_536)] = 16
     learning_rate: Rate = 1e-3
@@ -186,6 +187,9 @@ class TrainConfig:
     warmup_epochs: Count = 0  # cosine only: linear warm-up from 0 to learning_rate
     label_smoothing: Fraction = 0.0
     width: Annotated[int, Range(ge=1, le=1024)] = 32  # small_resnet: filters of the first stage (then 2x, 4x)
+    # what selects the checkpoint and stops early; auto = val_auc (binary) | val_balanced_accuracy
+    monitor: Literal["auto", "val_loss", "val_auc", "val_balanced_accuracy", "val_macro_auc"] = "auto"
+    ensemble: Annotated[int, Range(ge=1, le=64)] = 1  # train N seeds (seed, seed+1, ...), save one averaged model
 
 
 @dataclass(frozen=True)
@@ -317,12 +321,16 @@ def _input_batch_memory(cfg: Config) -> str | None:
 
 
 def _weights(cfg: Config) -> str | None:
-    """imagenet | none | a Keras .weights.h5 file (HDF5); loading itself is pipeline.models'."""
+    """imagenet | none | a Keras .weights.h5 or Keras-published *_notop.h5 file (HDF5); loading
+    itself is pipeline.models'."""
     weights = cfg.train.weights
     if weights == "imagenet" or weights.lower() == "none":
         return None
-    if not weights.endswith(".weights.h5"):
-        return f"params: 'train.weights' is {weights!r}; accepted: imagenet, none or the path of a Keras .weights.h5 file"
+    if not weights.lower().endswith(".h5"):
+        return (
+            f"params: 'train.weights' is {weights!r}; accepted: imagenet, none or the path of a Keras "
+            ".weights.h5 or *_notop.h5 file"
+        )
     path = Path(weights)
     if path.is_file():
         with path.open("rb") as fh:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import logging
 
 import pandas as pd
 
 from pipeline.config import SplitConfig
 from pipeline.errors import DataError
 from pipeline.manifest import SPLITS
+
+log = logging.getLogger(__name__)
 
 
 def _shared(df: pd.DataFrame, column: str) -> list[tuple[str, str, str]]:
@@ -46,6 +49,32 @@ def check_classes(df: pd.DataFrame) -> None:
             )
 
 
+MAX_FRACTION_MISS = 0.05  # achieved vs requested share of the images, absolute
+
+
+def fraction_warnings(
+    fraction: dict[str, float], cfg: SplitConfig, official: tuple[str, ...] = ()
+) -> list[str]:
+    """One sentence per split whose achieved share misses the requested one by > 5 points (whole
+    patients move together, so few or very unequal patients make exact fractions impossible);
+    splits in `official` (kept from the source) are not compared."""
+    requested = {
+        "train": 1 - cfg.val_fraction - cfg.test_fraction,
+        "val": cfg.val_fraction,
+        "test": cfg.test_fraction,
+    }
+    out = []
+    for name, want in requested.items():
+        got = fraction.get(name)
+        if got is None or name in official or abs(got - want) <= MAX_FRACTION_MISS:
+            continue
+        out.append(
+            f"split {name} holds {got:.1%} of the images, requested {want:.1%} (patients are kept whole; "
+            "with few or unequal patients the fractions cannot be met)"
+        )
+    return out
+
+
 def _class_names(df: pd.DataFrame) -> pd.Series:
     """class_name per row (label as text where missing)."""
     if "class_name" in df:
@@ -69,6 +98,13 @@ def build(df: pd.DataFrame, info: dict, cfg: SplitConfig) -> dict:
         }
         for cls in sorted(classes.unique())
     }
+    fraction = {name: round(int(m.sum()) / total, 6) for name, m in by_split.items()}
+    official = tuple(n for n in ("test", "val") if info.get(f"{n}_official") and not info.get(f"{n}_carved"))
+    if official and "train" not in official:
+        official = (*official, "train")  # train is what the official splits leave
+    warnings = fraction_warnings(fraction, cfg, official)
+    for line in warnings:
+        log.warning(line)
     return {
         "seed": cfg.seed,
         "requested_fraction": {
@@ -76,7 +112,8 @@ def build(df: pd.DataFrame, info: dict, cfg: SplitConfig) -> dict:
             "val": cfg.val_fraction,
             "test": cfg.test_fraction,
         },
-        "fraction": {name: round(int(m.sum()) / total, 6) for name, m in by_split.items()},
+        "fraction": fraction,
+        "fraction_warnings": warnings,
         "n_images": {**{name: int(m.sum()) for name, m in by_split.items()}, "total": total},
         "n_patients": {
             **{name: int(patients[m].nunique()) for name, m in by_split.items()},

@@ -97,10 +97,13 @@ def test_outputs_layout_and_history(in_tmp):
         "channels": 3,
     }
     hist = pd.read_csv(outs["history"])
-    assert list(hist.columns) == ["epoch", "loss", "val_loss", "accuracy", "val_accuracy", "learning_rate"]
+    assert list(hist.columns) == [
+        "epoch", "loss", "val_loss", "accuracy", "val_accuracy", "val_auc", "val_balanced_accuracy", "learning_rate",
+    ]  # fmt: skip
     assert hist["epoch"].tolist() == [1, 2] and hist.notna().all().all()
     full = json.loads((outs["model"] / "train_summary.json").read_text())
-    assert full["best_epoch"] == int(hist.loc[hist["val_loss"].idxmin(), "epoch"])
+    assert full["monitor"] == "val_auc"  # train.monitor: auto on two classes
+    assert full["best_epoch"] == int(hist.loc[hist["val_auc"].idxmax(), "epoch"])
     assert full["train_images_per_second"] > 0 and full["backend"] == "tensorflow"
     assert summary["epochs_run"] == 2
     assert list(outs["checkpoints"].iterdir()) == []  # cleared after a finished run

@@ -11,6 +11,7 @@ import pandas as pd
 from pipeline.config import Config
 from pipeline.evaluation import figures, gallery, heatmap, model_card
 from pipeline.evaluation.scoring import Predictions, Task
+from pipeline.split_report import fraction_warnings
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,14 @@ def report_figures(
     return {"figures": out, "heatmap_patient": patient}
 
 
+def split_fraction_notes(facts: list[dict], cfg: Config) -> list[str]:
+    """The split stage's > 5-point fraction warning, repeated in the report (not for source splits)."""
+    total = sum(f["images"] for f in facts)
+    if cfg.split.respect_source_split or not total:
+        return []
+    return fraction_warnings({f["split"]: f["images"] / total for f in facts}, cfg.split)
+
+
 def report_context(
     cfg: Config,
     task: Task,
@@ -72,6 +81,7 @@ def report_context(
 ) -> dict:
     """The template context (see report_template.TEMPLATE)."""
     headline = {k: v for k, v in result.items() if not isinstance(v, dict | list)}
+    facts = model_card.split_facts(splits_dir, task.classes)
     multi = "multi-class (argmax, macro averages)"
     return {
         "model_name": cfg.registry.model_name,
@@ -95,7 +105,8 @@ def report_context(
         "image_size": label_map.get("image_size"),
         "channels": label_map.get("channels"),
         "tta": cfg.evaluate.tta,
-        "data": model_card.split_facts(splits_dir, task.classes),
-        "limitations": model_card.limitations(cfg, label_map, result["n_test_patients"]),
+        "data": facts,
+        "limitations": model_card.limitations(cfg, label_map, result["n_test_patients"])
+        + split_fraction_notes(facts, cfg),
         **figs,
     }

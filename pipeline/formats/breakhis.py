@@ -6,6 +6,8 @@ such files is accepted too (the name carries everything). Patient = slide id (`1
 Every folder that carries a label (benign/malignant, tumour type, slide, magnification) must agree
 with the file name, otherwise the file becomes a format_error row. Real BreakHis has one slide
 under two tumour types (ductal and lobular carcinoma); it stays one patient.
+`data.label`: class -> benign / malignant (positive malignant); tumor_type -> the 8 tumour types
+(multi-class, no positive class).
 """
 
 from __future__ import annotations
@@ -61,8 +63,12 @@ def _folder_conflicts(parents: tuple[str, ...], bm: str, code: str, slide: str, 
 class BreakhisAdapter(PathAdapter):
     name = "breakhis"
     example = "BreaKHis_v1/histology_slides/breast/benign/SOB/adenosis/SOB_B_A_14-22549AB/40X/SOB_B_A-14-22549AB-40-001.png"
-    fixed_classes = tuple(CLASSES)
-    fixed_positive = "malignant"
+
+    def classes(self, data: DataConfig) -> list[str]:
+        return list(TUMOUR_TYPES.values()) if data.label == "tumor_type" else list(CLASSES)
+
+    def positive(self, data: DataConfig) -> str | None:
+        return None if data.label == "tumor_type" else "malignant"
 
     def parse(self, rel: PurePosixPath, data: DataConfig) -> Parsed | FormatIssue | Ignored:
         m = NAME_RE.match(rel.name)
@@ -79,7 +85,9 @@ class BreakhisAdapter(PathAdapter):
         if mag not in data.magnifications:
             return Ignored(f"magnification {mag}X not in data.magnifications")
         return Parsed(
-            class_name="benign" if bm == "B" else "malignant",
+            class_name=TUMOUR_TYPES[code]
+            if data.label == "tumor_type"
+            else ("benign" if bm == "B" else "malignant"),
             patient_id=slide,
             extras={"tumour_type": TUMOUR_TYPES[code], "magnification": mag},
         )

@@ -6,6 +6,10 @@ so every medpipe model takes the same uint8-range float input.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
+import warnings
 from pathlib import Path
 
 import keras
@@ -22,6 +26,11 @@ BACKBONE = "backbone"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 FINE_TUNE_FRACTION = 0.25  # share of the backbone's layers unfrozen in phase 2
+BACKBONES_DIR = Path("backbones")  # weights files here are a DVC dependency of train (dvc.yaml)
+KERAS_FILES = {  # what keras.applications downloads for weights="imagenet", include_top=False
+    "densenet201": "densenet201_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "efficientnetb0": "efficientnetb0_notop.h5",
+}
 
 
 def input_scaling(name: str) -> list[keras.layers.Layer]:
@@ -38,42 +47,93 @@ def input_scaling(name: str) -> list[keras.layers.Layer]:
     return []  # EfficientNet rescales and normalizes inside the application itself
 
 
-def resolve_weights(weights: str) -> str | None:
-    """'imagenet' | 'none' | path -> the `weights=` argument for the application constructor."""
-    if weights == "imagenet":
-        return "imagenet"
+def keras_weights_file(name: str, image_size: int) -> str:
+    """The file name Keras downloads for `weights: imagenet` (no top) and caches in ~/.keras/models/."""
+    if name == "mobilenetv2":  # one file per input size; Keras falls back to 224 for other sizes
+        rows = image_size if image_size in (96, 128, 160, 192, 224) else 224
+        return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5"
+    return KERAS_FILES[name]
+
+
+def keras_cache_dir() -> Path:
+    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "models"
+
+
+def resolve_weights(weights: str, name: str = "densenet201", image_size: int = 224) -> str | Path | None:
+    """train.weights -> what to load: 'imagenet' (Keras' cached download), a Path, or None.
+
+    imagenet: backbones/<Keras file name> (a DVC dependency of train) when present, else Keras'
+    cache ~/.keras/models/ (downloaded when online). A path may be a Keras 3 '.weights.h5' or a
+    Keras-published legacy '*.h5' (e.g. densenet201_weights_tf_dim_ordering_tf_kernels_notop.h5).
+    """
     if weights.lower() == "none":
         return None
+    if weights == "imagenet":
+        local = BACKBONES_DIR / keras_weights_file(name, image_size)
+        return local if local.is_file() else "imagenet"
     path = Path(weights)
     if not path.is_file():
         raise ConfigError(
             f"train.weights: backbone weights file {path} not found; "
-            "use imagenet, none, or the path of a saved .weights.h5"
+            f"use imagenet, none, or the path of a .weights.h5 / Keras *_notop.h5 file (e.g. in {BACKBONES_DIR}/)"
         )
-    if not path.name.endswith(".weights.h5"):
-        raise ConfigError(f"train.weights: {path} must be a Keras '.weights.h5' file")
-    return None
+    if path.suffix.lower() != ".h5":
+        raise ConfigError(f"train.weights: {path} must be a Keras '.weights.h5' or '*_notop.h5' file")
+    return path
+
+
+def weights_record(cfg_weights: str, name: str, image_size: int) -> dict | None:
+    """{'path', 'sha256'} of the weights file a backbone loads (lineage; None: none / Keras cache)."""
+    if name not in APPLICATIONS:
+        return None
+    source = resolve_weights(cfg_weights, name, image_size)
+    if not isinstance(source, Path):
+        return {"path": str(cfg_weights), "sha256": None} if source else None
+    digest = hashlib.sha256()
+    with source.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"path": source.as_posix(), "sha256": digest.hexdigest()}
+
+
+def _offline_imagenet(name: str, image_size: int) -> ConfigError:
+    file = keras_weights_file(name, image_size)
+    return ConfigError(
+        f"train.weights: imagenet could not be downloaded (no network?); Keras looks for {keras_cache_dir() / file}: "
+        f"copy {file} there, or into {BACKBONES_DIR}/ and set train.weights: {BACKBONES_DIR}/{file}"
+    )
+
+
+def _load_file(backbone: keras.Model, path: Path, name: str, image_size: int) -> None:
+    """Load a weights file into the backbone; one-line ConfigError when it is another architecture."""
+    with warnings.catch_warnings():  # Keras warns once per layer that does not match
+        warnings.simplefilter("ignore")
+        try:
+            backbone.load_weights(path)
+        except (ValueError, KeyError, OSError) as exc:
+            text = str(exc)
+            count = re.search(r"A total of (\d+) objects could not be loaded", text)
+            why = f"{count[1]} layers did not match" if count else text.splitlines()[0].rstrip(":")
+            raise ConfigError(
+                f"train.weights: {path} does not fit a {name} backbone at {image_size} px ({why}); "
+                f"was it saved from another architecture or size?"
+            ) from None
 
 
 def build_backbone(name: str, image_size: int, weights: str) -> keras.Model:
     """The application without its top (3-channel input), weights loaded from imagenet or a file."""
     if image_size < 32:
         raise ConfigError(f"preprocess.image_size is {image_size}; {name} needs at least 32 px")
-    constructor = APPLICATIONS[name]
-    backbone = constructor(
-        include_top=False,
-        weights=resolve_weights(weights),
-        input_shape=(image_size, image_size, 3),
-        name=BACKBONE,
-    )
-    if weights not in ("imagenet", "none", "None"):
+    source = resolve_weights(weights, name, image_size)
+    kwargs = dict(include_top=False, input_shape=(image_size, image_size, 3), name=BACKBONE)
+    if source == "imagenet":
         try:
-            backbone.load_weights(weights)
-        except ValueError as exc:
-            raise ConfigError(
-                f"train.weights: {weights} does not fit a {name} backbone at {image_size}px: "
-                f"{str(exc).splitlines()[0]}"
-            ) from exc
+            return APPLICATIONS[name](weights="imagenet", **kwargs)
+        except Exception as exc:  # noqa: BLE001 - keras.utils.get_file raises a bare Exception offline
+            raise _offline_imagenet(name, image_size) from exc
+    backbone = APPLICATIONS[name](weights=None, **kwargs)
+    if source is not None:
+        _load_file(backbone, Path(source), name, image_size)
     return backbone
 
 

@@ -82,7 +82,7 @@ def augmentation_layers(aug: TrainAugmentConfig, seed: int) -> list[keras.layers
 def flip_axes(model: keras.Model) -> tuple[int, ...]:
     """Image axes (of an NHWC batch) the model was trained to be flip-invariant on: 2 = horizontal, 1 = vertical."""
     axes: list[int] = []
-    for layer in model.layers:
+    for layer in model._flatten_layers(include_self=False, recursive=True):
         if isinstance(layer, keras.layers.RandomFlip):
             axes += [2] if layer.mode in ("horizontal", "horizontal_and_vertical") else []
             axes += [1] if layer.mode in ("vertical", "horizontal_and_vertical") else []

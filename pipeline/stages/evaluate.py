@@ -19,6 +19,7 @@ from pathlib import Path
 from pipeline import manifest
 from pipeline.config import Config
 from pipeline.evaluation import curves, metrics_file, report
+from pipeline.evaluation.by_source import source_specific
 from pipeline.evaluation.model_card import file_sha256
 from pipeline.evaluation.report_context import read_history, report_context, report_figures
 from pipeline.evaluation.scoring import Task, evaluate_predictions, load_model, predict_split
@@ -62,6 +63,7 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     result["classes"] = task.classes
     result["positive_class"] = label_map.get("positive") if task.positive is not None else None
     result["tta"] = ecfg.tta
+    result["by_source"] = source_specific(label_map.get("format"), task, test, test_df, result["threshold"])
 
     tables = curves.plot_tables(test.y, test.proba, task.classes, task.positive, result["threshold"])
     history = read_history(inputs.get("history"))

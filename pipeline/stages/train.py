@@ -15,13 +15,14 @@ import pandas as pd
 
 from pipeline import manifest
 from pipeline.config import Config
-from pipeline.errors import DataError
-from pipeline.models import build_model
+from pipeline.errors import ConfigError, DataError
+from pipeline.models import applications, build_model, ensemble
 from pipeline.training import checkpoints, export
 from pipeline.training.data import ManifestDataset
 from pipeline.training.fit import fit
 from pipeline.training.losses import load_class_weights
 from pipeline.training.runtime import configure
+from pipeline.training.selection import best_row, monitor_of, selection_start
 
 log = logging.getLogger(__name__)
 
@@ -71,30 +72,53 @@ def train(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path], callba
     train_df, val_df = _read_split(train_csv, n_classes), _read_split(val_csv, n_classes)
     class_weight = load_class_weights(weights_json, n_classes)
 
-    runtime = configure(cfg.train.seed)
     params = {"train": dataclasses.asdict(cfg.train), "preprocess": dataclasses.asdict(cfg.preprocess)}
-    ckpt = checkpoints.CheckpointDir(outputs["checkpoints"])
-    resumed = ckpt.prepare(
-        checkpoints.fingerprint(params, [train_csv, val_csv, weights_json, inputs["labels"]])
-    )
-
+    fp_files = [train_csv, val_csv, weights_json, inputs["labels"]]
     train_ds, val_ds = _datasets(cfg, train_df, val_df, n_classes)
     shape = (cfg.preprocess.image_size, cfg.preprocess.image_size, cfg.preprocess.channels)
-    with runtime.scope():
-        model = build_model(cfg.train, shape, n_classes)
-    timer = fit(model, train_ds, val_ds, cfg.train, ckpt, runtime, class_weight, callbacks)
-
-    history = ckpt.read_history()
-    table = export.history_table(history)
-    best = table.loc[table["val_loss"].idxmin()] if table["val_loss"].notna().any() else table.iloc[-1]
-    img_s = timer.images_per_second()
+    monitor, mode = monitor_of(cfg.train, n_classes)
+    n_members = cfg.train.ensemble
+    if n_members < 1:
+        raise ConfigError(f"train.ensemble is {n_members}; use 1 (one model) or N > 1 seeds to average")
+    models, members, histories = [], [], []
+    for k in range(n_members):  # member k trains with seed + k; each resumes from its own checkpoints
+        tcfg = dataclasses.replace(cfg.train, seed=cfg.train.seed + k)
+        root = Path(outputs["checkpoints"]) / (f"member{k + 1}" if n_members > 1 else "")
+        ckpt = checkpoints.CheckpointDir(root)
+        resumed = ckpt.prepare(checkpoints.fingerprint({**params, "member_seed": tcfg.seed}, fp_files))
+        runtime = configure(tcfg.seed)
+        train_ds.seed = tcfg.seed
+        with runtime.scope():
+            model = build_model(tcfg, shape, n_classes)
+        timer = fit(model, train_ds, val_ds, tcfg, ckpt, runtime, class_weight, callbacks)
+        history = ckpt.read_history()
+        table = export.history_table(history)
+        best = best_row(table, monitor, mode, selection_start(tcfg))
+        members.append(
+            {
+                "seed": tcfg.seed,
+                "resumed": resumed,
+                "epochs_run": int(table["epoch"].max()),
+                "best_epoch": int(best["epoch"]),
+                f"best_{monitor}": float(best[monitor]),
+                "images_per_second": timer.images_per_second(),
+            }
+        )
+        models.append(export.as_float32(model, lambda c=tcfg: build_model(c, shape, n_classes)))
+        histories.append((ckpt, history))
+    model = ensemble.average(models, name=f"medpipe_{cfg.train.model}_x{n_members}")
+    first, img_s = members[0], members[0]["images_per_second"]
+    best = best_row(export.history_table(histories[0][1]), monitor, mode, selection_start(cfg.train))
     summary = {
-        "epochs_run": int(table["epoch"].max()),
+        "epochs_run": first["epochs_run"],
         "epochs_this_run": timer.epochs,
-        "resumed": resumed,
-        "best_epoch": int(best["epoch"]),
+        "resumed": first["resumed"],
+        "monitor": monitor,
+        "best_epoch": first["best_epoch"],
+        f"best_{monitor}": first[f"best_{monitor}"],
         "best_val_loss": float(best["val_loss"]),
         "best_val_accuracy": float(best["val_accuracy"]),
+        "ensemble": members if n_members > 1 else None,
         "wall_seconds": round(time.perf_counter() - started, 2),
         "train_images_per_second": round(img_s, 1) if img_s else None,
         "n_train": len(train_df),
@@ -103,6 +127,9 @@ def train(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path], callba
         "cached_in_ram": train_ds.cache is not None,
         **runtime.summary(),
         "params": params,
+        "backbone_weights": applications.weights_record(
+            cfg.train.weights, cfg.train.model, cfg.preprocess.image_size
+        ),
     }
     label_map = {
         "classes": labels["classes"],
@@ -111,16 +138,17 @@ def train(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path], callba
         "image_size": cfg.preprocess.image_size,
         "channels": cfg.preprocess.channels,
     }
-    model = export.as_float32(model, lambda: build_model(cfg.train, shape, n_classes))
     export.write_model_dir(model, label_map, summary, outputs["model"])
-    export.write_history(history, outputs["history"])
-    ckpt.clear()  # finished: the next run trains afresh
+    export.write_history(histories[0][1], outputs["history"])  # member 1's curves (all: summary)
+    checkpoints.CheckpointDir(outputs["checkpoints"]).clear()  # finished: the next run trains afresh
     log.info(
-        "trained %s: best epoch %d val_loss %.4f val_acc %.3f (%s img/s)",
+        "trained %s x%d: best epoch %d %s %.4f val_loss %.4f (%s img/s)",
         cfg.train.model,
+        n_members,
         summary["best_epoch"],
+        monitor,
+        summary[f"best_{monitor}"],
         summary["best_val_loss"],
-        summary["best_val_accuracy"],
         summary["train_images_per_second"],
     )
     return {k: summary[k] for k in ("epochs_run", "best_epoch", "best_val_loss", "train_images_per_second")}

@@ -1,7 +1,7 @@
 """The resumable-training directory (outputs["checkpoints"], DVC `persist: true`).
 
 Layout: fingerprint.json (params + input hashes), history.csv (CSVLogger, appended across
-resumes), best.weights.h5 (ModelCheckpoint, best val_loss so far), backup_<phase>/
+resumes), best.weights.h5 (ModelCheckpoint, best train.monitor value so far), backup_<phase>/
 (BackupAndRestore), <phase>.done.weights.h5 (weights after a finished phase).
 A different fingerprint means different params or data: the directory is cleared.
 """
@@ -82,7 +82,14 @@ class CheckpointDir:
         return df.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
 
     def best_val_loss(self) -> float | None:
+        return self.best_value("val_loss", "min")
+
+    def best_value(self, monitor: str, mode: str, start_epoch: int = 0) -> float | None:
+        """Best `monitor` logged so far from 0-based epoch `start_epoch` on (None: nothing yet)."""
         df = self.read_history()
-        if "val_loss" not in df.columns or df["val_loss"].dropna().empty:
+        if monitor not in df.columns:
             return None
-        return float(df["val_loss"].min())
+        values = df.loc[df["epoch"] >= start_epoch, monitor].dropna()
+        if values.empty:
+            return None
+        return float(values.max() if mode == "max" else values.min())

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from pipeline import images
 from pipeline.errors import DataError
-from pipeline.models.layers import flip_axes
+from pipeline.models import symmetry
 
 log = logging.getLogger(__name__)
 STREAM_WORKERS = 2  # decode threads while streaming (measured best on 2-4 cores: benchmarks/input.py)
@@ -116,20 +116,15 @@ class EpochShuffle(keras.callbacks.Callback):
         self.dataset.set_epoch(epoch)
 
 
-def tta_axes(model: keras.Model) -> tuple[int, ...]:
-    """Flip axes for test-time augmentation: the flips the model was trained with (its RandomFlip).
-
-    2 = horizontal, 1 = vertical; a radiograph model trained with horizontal flips only is never
-    shown upside-down images. A model without a RandomFlip layer gets no flipped views.
-    """
-    axes = flip_axes(model)
-    if not axes:
-        log.warning("tta: %s has no RandomFlip layer; predicting without flipped views", model.name)
-    return axes
-
-
-def _views(x: np.ndarray, axes: tuple[int, ...]) -> list[np.ndarray]:
-    return [x, *(np.flip(x, axis=a) for a in axes)]  # identity, then one flip per axis
+def tta_views(model: keras.Model) -> list[symmetry.View]:
+    """Views for test-time augmentation: every symmetry the model was trained with (its RandomFlip /
+    RandomRot90 layers, inside ensemble members too); just the image when it has none."""
+    views = symmetry.trained_views(model)
+    if len(views) == 1:
+        log.warning(
+            "tta: %s was trained without flips or quarter turns; predicting the image only", model.name
+        )
+    return views
 
 
 def predict_proba(
@@ -142,10 +137,10 @@ def predict_proba(
 ) -> np.ndarray:
     """Class probabilities (N, n_classes) for the manifest rows, in row order.
 
-    tta=True averages the softmax over the image and its flips along the axes the model was
-    trained to be flip-invariant on (`tta_axes`: horizontal and/or vertical).
+    tta=True averages the softmax over every view the model was trained to be invariant to
+    (`tta_views`: flips and quarter turns, e.g. the 8 of D4 for histology, the mirror for X-rays).
     """
-    axes = tta_axes(model) if tta else ()
+    views = tta_views(model) if tta else [(0, False, False)]
     ds = ManifestDataset(df["path"].tolist(), None, 0, image_size, channels, batch_size)
     with ThreadPoolExecutor(max_workers=1) as prefetch:  # decode batch i+1 while predicting batch i
         future = prefetch.submit(ds.__getitem__, 0)
@@ -154,7 +149,7 @@ def predict_proba(
             (x,) = future.result()
             if idx + 1 < len(ds):
                 future = prefetch.submit(ds.__getitem__, idx + 1)
-            views = _views(x, axes)
-            probs = [np.asarray(model.predict_on_batch(v.astype(np.float32))) for v in views]
+            xf = x.astype(np.float32)
+            probs = [np.asarray(model.predict_on_batch(symmetry.apply(xf, v))) for v in views]
             out.append(np.mean(probs, axis=0))
     return np.concatenate(out).astype(np.float32)

@@ -13,7 +13,9 @@ import pandas as pd
 
 from pipeline.manifest import write, write_json
 
-HISTORY_COLUMNS = ["epoch", "loss", "val_loss", "accuracy", "val_accuracy", "learning_rate"]
+HISTORY_COLUMNS = [
+    "epoch", "loss", "val_loss", "accuracy", "val_accuracy", "val_auc", "val_balanced_accuracy", "learning_rate",
+]  # fmt: skip
 MODEL_FILE = "model.keras"
 LABEL_MAP_FILE = "label_map.json"
 SUMMARY_FILE = "train_summary.json"

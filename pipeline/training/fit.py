@@ -3,7 +3,8 @@
 Phase 'train' runs epochs [0, cfg.epochs); with a pretrained backbone it is frozen there.
 Phase 'fine_tune' (cfg.fine_tune_epochs > 0) runs [cfg.epochs, cfg.epochs + fine_tune_epochs)
 at cfg.fine_tune_learning_rate with the backbone's top layers unfrozen (recompiled).
-Both start from the best weights so far; the best val_loss weights are kept at the end.
+Both start from the best weights so far; the best weights by train.monitor (val AUC, balanced
+accuracy or val_loss; pipeline.training.selection) after the warm-up are kept at the end.
 Optimizer and learning-rate schedule per phase come from pipeline.training.optim
 (train.optimizer, train.lr_schedule); ReduceLROnPlateau runs only with lr_schedule: plateau.
 """
@@ -17,12 +18,14 @@ from dataclasses import dataclass
 import keras
 
 from pipeline.config import TrainConfig
+from pipeline.errors import ConfigError
 from pipeline.models import applications
 from pipeline.training.checkpoints import CheckpointDir
 from pipeline.training.data import EpochShuffle, ManifestDataset
 from pipeline.training.losses import make_loss
 from pipeline.training.optim import make_optimizer
 from pipeline.training.runtime import Runtime
+from pipeline.training.selection import ValMetrics, WarmupCheckpoint, monitor_of, selection_start
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +44,14 @@ def plan_phases(cfg: TrainConfig, model: keras.Model) -> list[Phase]:
     frozen = has_backbone and applications.is_pretrained(cfg.weights)
     first = "frozen" if frozen else ("all" if has_backbone else None)
     phases = [Phase("train", 0, cfg.epochs, cfg.learning_rate, first)]
+    if cfg.fine_tune_epochs > 0 and not frozen:
+        raise ConfigError(
+            f"train.fine_tune_epochs is {cfg.fine_tune_epochs} but nothing is frozen (train.weights: "
+            f"{cfg.weights}, model {cfg.model}): the whole net would drop to fine_tune_learning_rate; "
+            "add those epochs to train.epochs and set fine_tune_epochs: 0"
+        )
     if cfg.fine_tune_epochs > 0:
-        second = "fine_tune" if frozen else first
+        second = "fine_tune"
         total = cfg.epochs + cfg.fine_tune_epochs
         phases.append(Phase("fine_tune", cfg.epochs, total, cfg.fine_tune_learning_rate, second))
     return phases
@@ -96,26 +105,35 @@ def compile_model(
     model.compile(optimizer=optimizer, loss=make_loss(loss, label_smoothing), metrics=["accuracy"])
 
 
-def _callbacks(cfg: TrainConfig, phase: Phase, ckpt: CheckpointDir, train_ds, timer) -> list:
+def _callbacks(cfg: TrainConfig, phase: Phase, ckpt: CheckpointDir, train_ds, val_ds, timer) -> list:
     if cfg.lr_schedule == "plateau":
         lr_control = keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=cfg.reduce_lr_factor, patience=cfg.reduce_lr_patience
         )
     else:  # the schedule sets the rate per step; ReduceLROnPlateau cannot change a schedule
         lr_control = LearningRateLog()
+    monitor, mode = monitor_of(cfg, val_ds.n_classes)
+    start = selection_start(cfg)
     return [
+        ValMetrics(val_ds),  # first: the callbacks below read its val_auc / val_balanced_accuracy
         EpochShuffle(train_ds),
         timer,
         lr_control,
         keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True
+            monitor=monitor,
+            mode=mode,
+            patience=cfg.early_stopping_patience,
+            restore_best_weights=True,
+            start_from_epoch=start,
         ),
-        keras.callbacks.ModelCheckpoint(
+        WarmupCheckpoint(
             ckpt.best_weights,
-            monitor="val_loss",
+            monitor=monitor,
+            mode=mode,
             save_best_only=True,
             save_weights_only=True,
-            initial_value_threshold=ckpt.best_val_loss(),
+            initial_value_threshold=ckpt.best_value(monitor, mode, start),
+            start_epoch=start,
         ),
         # history row before the backup: a kill in between repeats the epoch (deduplicated)
         keras.callbacks.CSVLogger(str(ckpt.history), append=True),
@@ -133,7 +151,7 @@ def fit(
     class_weight: dict[int, float] | None = None,
     extra_callbacks: tuple = (),
 ) -> EpochLog:
-    """Run every phase not finished yet; leave the best (val_loss) weights in `model`."""
+    """Run every phase not finished yet; leave the best (train.monitor) weights in `model`."""
     timer = EpochLog(n_images=len(train_ds.paths))
     for phase in plan_phases(cfg, model):
         done = ckpt.phase_weights(phase.name)
@@ -167,7 +185,7 @@ def fit(
                 # the dataset orders its own batches from (seed, epoch); Keras' shuffle would reorder
                 # them with Python's global `random`, which any other code (or a resume) can advance
                 shuffle=False,
-                callbacks=[*_callbacks(cfg, phase, ckpt, train_ds, timer), *extra_callbacks],
+                callbacks=[*_callbacks(cfg, phase, ckpt, train_ds, val_ds, timer), *extra_callbacks],
                 verbose=0,
             )
         if ckpt.best_weights.is_file():

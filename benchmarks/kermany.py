@@ -1,0 +1,112 @@
+"""Kermany chest X-ray benchmark (not a test): a preset on ../shared/datasets/kermany-dev.
+
+    uv run python benchmarks/kermany.py --preset kermany-binary [--set train.epochs=20 ...]
+        [--seeds 1] [--test] [--tag NAME]
+
+kermany-dev holds 1,732 real training-split films (one third of the patients, no official
+split), so the preset's split becomes a patient-grouped val + held-out test carved from it
+(split.val_fraction / test_fraction below; the proxy for the held-out check on the other
+patients). The real stages run up to train (choosing: val figures only) or, with --test, up to
+evaluate (test scored once per chosen configuration). Every run is appended to
+benchmarks/out/kermany_runs.jsonl with val (and test) figures, params, stage seconds and load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+try:
+    from graph import run_graph, val_scores
+    from medmnist_params import dotted, merge
+except ImportError:  # pragma: no cover
+    from benchmarks.graph import run_graph, val_scores
+    from benchmarks.medmnist_params import dotted, merge
+
+from pipeline import presets
+
+log = logging.getLogger("benchmarks.kermany")
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parents[1] / "shared" / "datasets" / "kermany-dev"
+RUNS = HERE / "out" / "kermany_runs.jsonl"
+PROXY_SPLIT = {"val_fraction": 0.15, "test_fraction": 0.2, "respect_source_split": False, "seed": 42}
+GOALS = {"kermany-binary": ("roc_auc", 0.995), "kermany-3class": ("balanced_accuracy", 0.85)}
+
+
+def params_for(preset: str, sets: list[str], seed: int) -> dict:
+    raw = merge(presets.load(preset), {"data": {"source": str(DATA)}, "split": PROXY_SPLIT})
+    raw = merge(raw, dotted(sets))
+    raw.setdefault("train", {})["seed"] = seed
+    return raw
+
+
+def run_one(preset: str, raw: dict, test: bool) -> dict:
+    here, t0, load = os.getcwd(), time.perf_counter(), os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        try:
+            seconds = run_graph(raw, until="evaluate" if test else "train")
+            out = {"val": val_scores(raw.get("evaluate", {}).get("tta", False))}
+            summary = json.loads(Path("models/train_summary.json").read_text())
+            split = json.loads(Path("reports/split.json").read_text())
+            if test:
+                m = json.loads(Path("reports/metrics.json").read_text())
+                out["test"] = {k: m.get(k) for k in ("roc_auc", "balanced_accuracy", "accuracy",
+                                                     "sensitivity", "specificity")}  # fmt: skip
+        finally:
+            os.chdir(here)
+    n_train = summary["n_train"]
+    return {
+        "preset": preset,
+        **out,
+        "n_images": split["n_images"],
+        "n_patients": split["n_patients"],
+        "epochs_run": summary["epochs_run"],
+        "best_epoch": summary["best_epoch"],
+        "stage_seconds": seconds,
+        "train_seconds_per_1k_train_images": round(1000 * seconds.get("train", 0) / n_train, 1),
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "loadavg_before": [round(x, 2) for x in load],
+        "cpu_cores": os.cpu_count(),
+        "params": raw,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="kermany-binary", choices=sorted(GOALS))
+    parser.add_argument("--set", dest="sets", action="append", default=[], help="section.key=value")
+    parser.add_argument("--seeds", type=int, default=1, help="train.seed = 1..N")
+    parser.add_argument(
+        "--test", action="store_true", help="also score the held-out test (chosen configs only)"
+    )
+    parser.add_argument("--tag", default="")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    RUNS.parent.mkdir(parents=True, exist_ok=True)
+    records = []
+    for seed in range(1, args.seeds + 1):
+        record = {
+            "tag": args.tag,
+            "seed": seed,
+            **run_one(args.preset, params_for(args.preset, args.sets, seed), args.test),
+        }
+        records.append(record)
+        with RUNS.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        print(json.dumps({k: record[k] for k in ("tag", "seed", "val", "epochs_run", "best_epoch", "stage_seconds")}
+                         | ({"test": record["test"]} if "test" in record else {})), flush=True)  # fmt: skip
+    key, goal = GOALS[args.preset]
+    if args.test:
+        median = statistics.median(r["test"][key] for r in records)
+        print(f"{args.preset}: median test {key} {median:.4f} over {len(records)} seed(s) (goal {goal})")
+
+
+if __name__ == "__main__":
+    main()
