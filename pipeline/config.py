@@ -189,7 +189,9 @@ class TrainConfig:
     width: Annotated[int, Range(ge=1, le=1024)] = 32  # small_resnet: filters of the first stage (then 2x, 4x)
     # what selects the checkpoint and stops early; auto = val_auc (binary) | val_balanced_accuracy
     monitor: Literal["auto", "val_loss", "val_auc", "val_balanced_accuracy", "val_macro_auc"] = "auto"
-    ensemble: Annotated[int, Range(ge=1, le=64)] = 1  # train N seeds (seed, seed+1, ...), save one averaged model
+    ensemble: Annotated[int, Range(ge=1, le=64)] = (
+        1  # train N seeds (seed, seed+1, ...), save one averaged model
+    )
 
 
 @dataclass(frozen=True)
