@@ -37,7 +37,7 @@ def merge(base: dict, over: dict) -> dict:
 def make_project(work: Path, model_name: str, env: dict, dvc_remote: Path | None = None) -> Path:
     """Copy code, dvc.yaml and a tiny params.yaml into `work`; git init, dvc init, commit."""
     work.mkdir(parents=True, exist_ok=True)
-    for name in ("pipeline", "flows", "dvc.yaml", "pyproject.toml", ".dvcignore"):
+    for name in ("pipeline", "flows", "backbones", "dvc.yaml", "pyproject.toml", ".dvcignore"):
         src = ROOT / name
         if src.is_dir():
             shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__"))
