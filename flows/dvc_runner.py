@@ -2,6 +2,11 @@
 
 The flows never re-implement a stage; they only call `dvc repro/pull/push` here. A child is
 started in its own process group so a timeout kills `dvc` *and* the `medpipe stage` it spawned.
+
+Log levels: stdout lines go to INFO; a stderr line keeps the level it names (`HH:MM:SS WARNING
+name: ...` from the stages' logging, `ERROR: ...` from dvc, `medpipe: error: ...`, a traceback),
+else WARNING. The children run with TF/absl/gRPC logging at errors only and progress bars off
+(tqdm bars are disabled when not on a terminal; TQDM_DISABLE covers any that are not).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +27,17 @@ from pipeline.errors import MedpipeError
 
 log = logging.getLogger(__name__)
 _RAN = re.compile(r"Running stage '([\w@.-]+)'")
+_LEVEL = re.compile(r"^(?:\S+ )?(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL)\b[: ]")
+_ERROR = re.compile(r"^(?:\S+: error:|Traceback \(most recent call last\)|\w*(?:Error|Exception)\b)")
+# Quiet children: TF C++ and absl at errors only, no gRPC chatter, no progress bars in the log.
+QUIET_ENV = {
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "ABSL_MIN_LOG_LEVEL": "2",
+    "GRPC_VERBOSITY": "ERROR",
+    "TQDM_DISABLE": "1",
+    "PYTHONUNBUFFERED": "1",
+    "DVC_NO_ANALYTICS": "1",  # no usage-report daemon after every dvc command of a nightly run
+}
 
 
 class StageFailed(MedpipeError):
@@ -41,7 +58,7 @@ class DvcResult:
 
 def dvc_env(flow_run_id: str | None = None) -> dict[str, str]:
     """Environment for a `dvc` child: this venv's bin first (for `medpipe`), the flow-run id for register."""
-    env = dict(os.environ)
+    env = {**QUIET_ENV, **os.environ}  # a value the user set wins
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     if flow_run_id:
         env["PREFECT__FLOW_RUN_ID"] = str(flow_run_id)  # read by prefect.runtime.flow_run.id in the stage
@@ -64,8 +81,9 @@ def run_dvc(
         cwd=project_dir,
         env=dvc_env(flow_run_id),
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.PIPE,
         text=True,
+        errors="replace",
         start_new_session=True,  # own process group: a timeout kills the stage under dvc too
     )
     timed_out = threading.Event()
@@ -81,12 +99,11 @@ def run_dvc(
     timer.daemon = True
     timer.start()
     lines: list[str] = []
+    stderr = threading.Thread(target=_relay, args=(proc.stderr, lines, logger, True), daemon=True)
+    stderr.start()
     try:
-        for line in proc.stdout or ():
-            line = line.rstrip()
-            lines.append(line)
-            if line.strip():
-                logger.info("  %s", line)
+        _relay(proc.stdout, lines, logger, False)
+        stderr.join()
         code = proc.wait()
     except BaseException:
         _kill()
@@ -100,6 +117,33 @@ def run_dvc(
     if code != 0:
         raise StageFailed(f"{what} failed (exit {code}): {_last_error(lines)}")
     return DvcResult(tuple(args), "\n".join(lines))
+
+
+def line_level(line: str, stderr: bool) -> int:
+    """Log level of one output line: INFO on stdout; on stderr the level it names, else WARNING."""
+    if not stderr:
+        return logging.INFO
+    text = line.strip()
+    named = _LEVEL.match(text)
+    if named:
+        return logging.getLevelName(named["level"])
+    return logging.ERROR if _ERROR.match(text) else logging.WARNING
+
+
+def _relay(stream: Iterable[str] | None, lines: list[str], logger, stderr: bool) -> None:
+    """Log each line of a child's stream at its level; a traceback's lines stay at ERROR."""
+    in_traceback = False
+    for raw in stream or ():
+        line = raw.rstrip()
+        lines.append(line)  # list.append is atomic: two relays may share the list
+        if not line.strip():
+            continue
+        level = line_level(line, stderr)
+        in_traceback = in_traceback or (stderr and line.startswith("Traceback"))
+        if in_traceback:
+            level = logging.ERROR
+            in_traceback = line.startswith((" ", "\t", "Traceback"))  # the exception line closes it
+        logger.log(level, "  %s", line)
 
 
 def _last_error(lines: list[str]) -> str:

@@ -1,10 +1,14 @@
-"""Commit DVC's bookkeeping (dvc.lock and the .gitignore entries DVC writes) after a nightly `dvc repro`.
+"""Commit DVC's bookkeeping (dvc.lock, its small result files, DVC's .gitignore entries) after `dvc repro`.
 
 The register stage tags a model version with the git HEAD it ran on. Without this commit the
 HEAD of a nightly run does not hold the dvc.lock that produced the model, so `medpipe reproduce`
 cannot find that revision's data. The flow therefore commits, BEFORE register:
 
-- `dvc.lock` when it differs from HEAD, and
+- `dvc.lock` when it differs from HEAD,
+- the `cache: false` metrics and plots files of dvc.yaml's stages and the data files of its
+  top-level plots (reports/metrics.json, reports/train/history.csv, reports/eval/roc.csv, ...)
+  that changed, so `dvc metrics diff` / `dvc plots diff` / `dvc exp show` at that revision show
+  this model's numbers (DVC keeps no cached copy of them; git is their only history), and
 - a `.gitignore` that sits next to an output declared in dvc.yaml, only when its change against
   HEAD is purely added `/<output name>` lines (what DVC writes); a user's edit is never committed.
 
@@ -19,6 +23,8 @@ import logging
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from pipeline import dvc_files
 from pipeline.errors import MedpipeError
@@ -58,6 +64,23 @@ def declared_outputs(project: Path) -> list[Path]:
     return paths
 
 
+def result_files(project: Path) -> list[str]:
+    """`cache: false` metrics/plots of the stages plus top-level plot data files (relative paths)."""
+    spec = yaml.safe_load((project / "dvc.yaml").read_text()) or {}
+    paths: list[str] = []
+    for body in (spec.get("stages") or {}).values():
+        for section in ("metrics", "plots"):
+            for entry in body.get(section) or []:
+                options = next(iter(entry.values())) if isinstance(entry, dict) else None
+                if isinstance(options, dict) and options.get("cache") is False:
+                    paths.append(dvc_files.entry_path(entry).as_posix())
+    for plot in spec.get("plots") or []:
+        name, body = next(iter(plot.items())) if isinstance(plot, dict) else (plot, None)
+        y = body.get("y") if isinstance(body, dict) else None
+        paths += list(y) if isinstance(y, dict) else [name] if Path(name).suffix else []
+    return list(dict.fromkeys(paths))
+
+
 def _is_tracked(project: Path, path: str) -> bool:
     return _git(project, "ls-files", "--error-unmatch", "--", path, check=False).returncode == 0
 
@@ -76,19 +99,23 @@ def _dvc_only_change(project: Path, gitignore: str, entries: set[str]) -> bool:
 
 
 def bookkeeping_changes(project: Path) -> list[str]:
-    """dvc.lock and DVC-written .gitignore files that differ from HEAD (paths relative to project)."""
+    """dvc.lock, changed result files and DVC-written .gitignore files (paths relative to project)."""
     by_dir: dict[str, set[str]] = {}
     for out in declared_outputs(project):
         parent = out.parent.as_posix()
         name = "/" + out.name
         by_dir.setdefault(".gitignore" if parent == "." else f"{parent}/.gitignore", set()).add(name)
-    candidates = [LOCK, *sorted(p for p in by_dir if (project / p).is_file())]
-    status = _git(project, "status", "--porcelain", "--untracked-files=all", "--", *candidates).stdout
-    changed = {line[3:].strip() for line in status.splitlines() if line.strip()}
+    gitignores = sorted(p for p in by_dir if (project / p).is_file())
+    results = [p for p in result_files(project) if (project / p).is_file()]
+    status = _git(
+        project, "status", "--porcelain", "--untracked-files=all", "--", LOCK, *gitignores, *results
+    ).stdout  # ignored files are not listed: a result file the user git-ignores stays out
+    changed = {line[3:].strip().strip('"') for line in status.splitlines() if line.strip()}
     prefix = _git(project, "rev-parse", "--show-prefix").stdout.strip()
     changed = {c.removeprefix(prefix) for c in changed}  # porcelain paths are relative to the top level
     files = [LOCK] if LOCK in changed else []
-    files += [g for g in candidates[1:] if g in changed and _dvc_only_change(project, g, by_dir[g])]
+    files += [r for r in results if r in changed]
+    files += [g for g in gitignores if g in changed and _dvc_only_change(project, g, by_dir[g])]
     return files
 
 

@@ -3,11 +3,15 @@
 Artifacts (keys are stable so the UI shows their history run after run):
   nightly-report  markdown: decision, metrics against the champion, gate details, report path
   nightly-metrics table: one row per headline metric (challenger, champion, change)
-  nightly-report-link link: file:// URI of reports/report.html
+  nightly-report-link link: reports/report.html as logged in the version's MLflow run, over
+                      http(s) when the tracking URI is a server (the MLflow UI's artifact page);
+                      the file:// URI of the local file with a local store (sqlite/file)
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 from prefect import task
@@ -17,6 +21,45 @@ MARKDOWN_KEY = "nightly-report"
 TABLE_KEY = "nightly-metrics"
 LINK_KEY = "nightly-report-link"
 REPORT = "reports/report.html"
+log = logging.getLogger(__name__)
+
+
+def tracking_uri(project_dir: str) -> str:
+    """MLFLOW_TRACKING_URI, else registry.tracking_uri of the project's params.yaml."""
+    from pipeline.config import load
+
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    try:
+        return load(Path(project_dir) / "params.yaml").registry.tracking_uri
+    except Exception:  # an unreadable params.yaml: the register stage already said so
+        return ""
+
+
+def mlflow_report_url(uri: str, run_id: str, name: str = "report.html") -> str | None:
+    """The MLflow UI page of the run's report artifact (http(s) tracking servers only), else None."""
+    if not uri.startswith(("http://", "https://")) or not run_id:
+        return None
+    try:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        run = client.get_run(run_id)
+        found = [a.path for a in client.list_artifacts(run_id) if a.path.endswith(name)]
+        for folder in (a.path for a in client.list_artifacts(run_id) if a.is_dir):
+            found += [a.path for a in client.list_artifacts(run_id, folder) if a.path.endswith(name)]
+    except Exception as exc:  # the server is down: no link rather than a failed run
+        log.warning("no MLflow link for run %s at %s: %s", run_id, uri, str(exc).splitlines()[0])
+        return None
+    base = f"{uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+    return f"{base}/artifactPath/{found[0]}" if found else base
+
+
+def report_link(project_dir: str, record: dict) -> str | None:
+    """Where the report can be opened: the MLflow artifact over http, else the local file."""
+    url = mlflow_report_url(tracking_uri(project_dir), str(record.get("run_id") or ""))
+    report = (Path(project_dir) / REPORT).resolve()
+    return url or (report.as_uri() if report.is_file() else None)
 
 
 def decision(outcome: dict) -> tuple[bool, str]:
@@ -70,7 +113,9 @@ def _fmt(value: float | None, signed: bool = False) -> str:
     return f"{value:+.4f}" if signed else f"{value:.4f}"
 
 
-def markdown(message: str, record: dict, rows: list[dict], report: Path, stages_run: list[str]) -> str:
+def markdown(
+    message: str, record: dict, rows: list[dict], report: Path, stages_run: list[str], link: str | None
+) -> str:
     """The run summary shown in the Prefect UI."""
     gate = record.get("gate") or {}
     lines = [
@@ -94,9 +139,7 @@ def markdown(message: str, record: dict, rows: list[dict], report: Path, stages_
         "",
         f"**MLflow run:** `{record.get('run_id', '?')}`, aliases: {', '.join(record.get('aliases') or []) or 'none'}",
         "",
-        f"**Report:** [{report}]({report.as_uri()})"
-        if report.is_file()
-        else f"**Report:** {report} (missing)",
+        f"**Report:** [{report}]({link})" if link else f"**Report:** {report} (missing)",
     ]
     return "\n".join(lines)
 
@@ -107,16 +150,15 @@ def publish_artifacts(project_dir: str, outcome: dict, metrics: dict, message: s
     record = outcome["record"]
     rows = metric_rows(metrics, record.get("gate") or {})
     report = (Path(project_dir) / REPORT).resolve()
+    link = report_link(project_dir, record)
     create_markdown_artifact(
         key=MARKDOWN_KEY,
-        markdown=markdown(message, record, rows, report, outcome.get("stages_run", [])),
+        markdown=markdown(message, record, rows, report, outcome.get("stages_run", []), link),
         description=message,
     )
     create_table_artifact(key=TABLE_KEY, table=rows, description="headline test metrics of the challenger")
     keys = [MARKDOWN_KEY, TABLE_KEY]
-    if report.is_file():
-        create_link_artifact(
-            key=LINK_KEY, link=report.as_uri(), link_text=REPORT, description="evaluation report"
-        )
+    if link:
+        create_link_artifact(key=LINK_KEY, link=link, link_text=REPORT, description="evaluation report")
         keys.append(LINK_KEY)
     return keys

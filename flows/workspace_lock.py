@@ -3,10 +3,11 @@
 * The file lock (`filelock`, an OS-level flock) on `<project>/.dvc/tmp/nightly-retrain.lock` is
   held for the whole flow: two runs never reproduce into one workspace at once (DVC itself would
   only fail the second `dvc repro` half-way through).
-* The Prefect global concurrency limit `medpipe-workspace` (create it with
-  `prefect gcl create medpipe-workspace --limit 1`) additionally serializes runs that share the
-  model registry across machines, so two challengers are never gated against the same champion at
-  the same time. Without that limit on the server, the call is a no-op (Prefect logs a warning).
+* The Prefect global concurrency limit `medpipe-workspace` additionally serializes runs that share
+  the model registry across machines, so two challengers are never gated against the same champion
+  at the same time. The first run creates it (limit 1) when the server does not have it yet;
+  `prefect gcl create medpipe-workspace --limit 1` does the same ahead of time, and
+  `prefect gcl update medpipe-workspace --limit N` changes it (the flow never resets a limit).
 
 A second run waits up to `wait_s` seconds (default 0: fail fast) and then raises WorkspaceBusy.
 """
@@ -69,11 +70,32 @@ def file_lock(project_dir: Path, wait_s: float, holder_id: str | None) -> Iterat
         lock.release()
 
 
+def ensure_global_limit(name: str = GLOBAL_LIMIT, limit: int = 1) -> bool:
+    """Create the global concurrency limit `name` unless the server has it; True when created."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+            return False
+        except ObjectNotFound:
+            pass
+        try:
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=limit))
+        except ObjectAlreadyExists:  # another run created it a moment ago
+            return False
+    log.info("created the Prefect global concurrency limit '%s' (limit %d)", name, limit)
+    return True
+
+
 @contextmanager
 def global_slot(wait_s: float) -> Iterator[None]:
-    """Occupy the Prefect global concurrency limit GLOBAL_LIMIT if the server has it (else a no-op)."""
+    """Occupy one slot of the Prefect global concurrency limit GLOBAL_LIMIT (created on first use)."""
     from prefect.concurrency.sync import concurrency
 
+    ensure_global_limit()
     with ExitStack() as stack:
         try:
             stack.enter_context(

@@ -19,6 +19,15 @@ DVC_YAML = """stages:
     metrics:
       - reports/metrics.json:
           cache: false
+      - reports/cached.json
+    plots:
+      - reports/history.csv:
+          cache: false
+plots:
+  - ROC:
+      x: fpr
+      y:
+        reports/eval/roc.csv: tpr
 """
 
 
@@ -83,3 +92,29 @@ def test_skips_cleanly_outside_git_and_before_the_first_commit(tmp_path: Path) -
     done = commit_dvc_lock(plain, "x")
     assert done.head is None and "no commit yet" in done.note
     assert git(plain, "status", "--porcelain", "--untracked-files=all").count("??") == 2  # nothing staged
+
+
+def test_commits_the_cache_false_metrics_and_plots_with_the_lock(repo: Path) -> None:
+    """`dvc metrics diff` / `dvc plots diff` at the nightly revision must show that model's numbers."""
+    (repo / "dvc.lock").write_text("schema: '2.0'\nstages:\n  train: {outs: [{path: models}]}\n")
+    (repo / "reports" / "eval").mkdir(parents=True)
+    (repo / "reports" / "metrics.json").write_text('{"roc_auc": 0.91}\n')
+    (repo / "reports" / "history.csv").write_text("epoch,loss\n1,0.5\n")
+    (repo / "reports" / "eval" / "roc.csv").write_text("fpr,tpr\n0,0\n1,1\n")
+    (repo / "reports" / "cached.json").write_text("{}\n")  # cached by DVC: not git's business
+    (repo / "reports" / "notes.txt").write_text("user file\n")
+
+    done = commit_dvc_lock(repo, "nightly")
+
+    assert set(done.files) == {
+        "dvc.lock",
+        "reports/metrics.json",
+        "reports/history.csv",
+        "reports/eval/roc.csv",
+    }
+    assert git(repo, "show", "HEAD:reports/metrics.json") == '{"roc_auc": 0.91}\n'
+    untracked = git(repo, "status", "--porcelain", "--untracked-files=all").splitlines()
+    assert sorted(untracked) == ["?? reports/cached.json", "?? reports/notes.txt"]
+
+    (repo / "reports" / "metrics.json").write_text('{"roc_auc": 0.93}\n')  # the next night's model
+    assert commit_dvc_lock(repo, "nightly").files == ("reports/metrics.json",)

@@ -43,7 +43,7 @@ def cluster_bootstrap_ci(
     members = patient_members(np.asarray(groups))
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {}
-    for _ in tqdm(range(rounds), desc=desc, leave=False, mininterval=1.0):
+    for _ in tqdm(range(rounds), desc=desc, leave=False, mininterval=1.0, disable=None):
         picked = rng.integers(0, len(members), size=len(members))
         rows = np.concatenate([members[g] for g in picked])
         for key, value in metric_fn(rows).items():

@@ -128,7 +128,7 @@ class PathAdapter:
         """Parse every file; `extracted` is unused (path formats keep pixels in data/raw)."""
         classes = self.classes(data)
         out = Regrouped(classes=classes, positive=self.positive(data), rows=[])
-        for f in tqdm(files, desc=f"regroup {self.name}", unit="file", mininterval=2.0):
+        for f in tqdm(files, desc=f"regroup {self.name}", unit="file", mininterval=2.0, disable=None):
             skip = self.ignore(f.rel, data)
             result = Ignored(skip) if skip else self.parse(f.rel, data)
             if isinstance(result, Ignored):

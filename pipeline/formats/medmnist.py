@@ -106,7 +106,9 @@ class MedmnistAdapter:
         for split, (images, labels) in splits.items():
             for label in np.unique(labels):
                 (base / split / str(label)).mkdir(parents=True, exist_ok=True)
-            for i in tqdm(range(len(images)), desc=f"extract {split}", unit="img", mininterval=2.0):
+            for i in tqdm(
+                range(len(images)), desc=f"extract {split}", unit="img", mininterval=2.0, disable=None
+            ):
                 path = base / split / str(labels[i]) / f"{split}_{i}.png"
                 size, digest = write_png(images[i], path)
                 out.rows.append(

@@ -31,6 +31,7 @@ def build_class_view(df: pd.DataFrame, view: Path) -> int:
         desc="class view",
         unit="link",
         mininterval=2.0,
+        disable=None,
     ):
         parent, _, file_name = str(path).rpartition("/")
         name = file_name

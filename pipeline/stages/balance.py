@@ -82,7 +82,7 @@ def oversample(df: pd.DataFrame, final_dir: Path, write_dir: Path, cfg: BalanceC
     largest = int(counts.max())
     todo = int((largest - counts).sum())
     rows = []
-    with tqdm(total=todo, desc="augment", unit="img", disable=todo == 0) as bar:
+    with tqdm(total=todo, desc="augment", unit="img", disable=None if todo else True) as bar:
         for label, group in df.groupby("label", sort=True):
             need = largest - len(group)
             if need <= 0:

@@ -73,7 +73,9 @@ class ManifestDataset(keras.utils.PyDataset):
         cache = np.empty((len(self.paths), self.image_size, self.image_size, self.channels), np.uint8)
         with ThreadPoolExecutor(max_workers=STREAM_WORKERS) as pool:
             decoded = pool.map(self.load, range(len(self.paths)))
-            for i, img in enumerate(tqdm(decoded, total=len(self.paths), desc="cache", leave=False)):
+            for i, img in enumerate(
+                tqdm(decoded, total=len(self.paths), desc="cache", leave=False, disable=None)
+            ):
                 cache[i] = img
         log.info("cached %d images in RAM (%.1f MiB uint8)", len(self.paths), total / 2**20)
         return cache
@@ -145,7 +147,7 @@ def predict_proba(
     with ThreadPoolExecutor(max_workers=1) as prefetch:  # decode batch i+1 while predicting batch i
         future = prefetch.submit(ds.__getitem__, 0)
         out = []
-        for idx in tqdm(range(len(ds)), desc="predict", leave=False):
+        for idx in tqdm(range(len(ds)), desc="predict", leave=False, disable=None):
             (x,) = future.result()
             if idx + 1 < len(ds):
                 future = prefetch.submit(ds.__getitem__, idx + 1)
