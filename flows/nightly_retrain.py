@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Literal
 
 from prefect import flow, get_run_logger
-from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
 from prefect.states import Completed
 from prefect.tasks import exponential_backoff
@@ -33,26 +33,10 @@ from flows.tasks import (
     sync_data,
     train_model,
 )
+from flows.train_remote import GPU_DEPLOYMENT, train_on_gpu_pool
 from flows.workspace_lock import exclusive_workspace
 
-GPU_DEPLOYMENT = "train-stage/train-gpu"
 GPU_POLL_S = 10.0
-
-
-def _train_on_gpu_pool(project_dir: str, timeout_s: float, poll_s: float) -> None:
-    """Run the `train-gpu` deployment (work pool `gpu`) as a subflow and wait for it."""
-    run = run_deployment(
-        GPU_DEPLOYMENT,
-        parameters={"project_dir": project_dir},
-        timeout=timeout_s,
-        poll_interval=poll_s,
-        as_subflow=True,
-    )
-    state = run.state
-    if state is None or not state.is_completed():
-        name = state.name if state else "unknown"
-        why = (state.message if state else None) or "see the flow run's logs"
-        raise StageFailed(f"train on deployment {GPU_DEPLOYMENT} (flow run {run.id}) ended {name}: {why}")
 
 
 @flow(name="nightly-retrain", timeout_seconds=24 * 3600, validate_parameters=True)
@@ -65,6 +49,10 @@ def nightly_retrain(
     train_timeout_s: float = TRAIN_TIMEOUT_S,
     gpu_poll_s: float = GPU_POLL_S,
     commit_lock: bool = True,
+    gpu_handoff: Literal["git", "shared"] = "git",
+    gpu_deployment: str = GPU_DEPLOYMENT,
+    git_remote: str = "origin",
+    gpu_repo_url: str | None = None,
 ):
     """Retrain on the latest data and promote the model only when it beats the champion.
 
@@ -74,10 +62,19 @@ def nightly_retrain(
     network_retry_delay_s: backoff factor of the network tasks' retries (delays f, 2f, 4f);
     commit_lock: git-commit dvc.lock (and DVC's .gitignore entries, nothing else) before register,
     so the registered git revision holds the lock that produced the model (skipped outside git).
+    gpu_handoff (with gpu_pool): "git" = the GPU worker has its own checkout: the revision goes
+    through `git_remote` (cloned by the worker from gpu_repo_url, default that remote's URL) and the
+    data through the default DVC remote; "shared" = the worker runs in project_dir itself (same
+    host or a shared volume). gpu_deployment: the deployment to run (`train-stage/train-gpu`).
+    A pool without a live worker fails the run at once (flows/gpu_pool.py).
     """
     logger = get_run_logger()
     root = str(Path(project_dir).resolve())
     stages = stage_names(Path(root))
+    if gpu_pool and gpu_handoff == "git" and not commit_lock:
+        raise StageFailed(
+            "gpu_handoff='git' hands a commit of dvc.lock to the GPU host: it needs commit_lock=true"
+        )
     with exclusive_workspace(Path(root), lock_wait_s, flow_run.id):
         delays = exponential_backoff(backoff_factor=network_retry_delay_s)
         synced = sync_data.with_options(retry_delay_seconds=delays)(root)
@@ -86,8 +83,10 @@ def nightly_retrain(
         for stage in stages[stages.index("ingest") + 1 : stages.index("register")]:
             if stage != "train":
                 ran += repro_stage(root, stage)
-            elif gpu_pool:
-                _train_on_gpu_pool(root, train_timeout_s, gpu_poll_s)  # its stages show in the subflow's logs
+            elif gpu_pool:  # the child's own logs show its dvc output
+                ran += train_on_gpu_pool(
+                    root, gpu_handoff, gpu_deployment, git_remote, gpu_repo_url, train_timeout_s, gpu_poll_s
+                )
             else:
                 ran += train_model.with_options(timeout_seconds=train_timeout_s)(root)
         lock = commit_lock_files(root) if commit_lock else {"head": None, "files": [], "note": "not asked"}
@@ -119,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project-dir", default=".")
     parser.add_argument("--no-push", action="store_true")
     parser.add_argument("--gpu-pool", action="store_true")
+    parser.add_argument("--gpu-handoff", choices=("git", "shared"), default="git")
     parser.add_argument("--lock-wait-s", type=float, default=0.0)
     parser.add_argument("--no-commit-lock", action="store_true", help="do not git-commit dvc.lock")
     args = parser.parse_args(argv)
@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         project_dir=args.project_dir,
         push=not args.no_push,
         gpu_pool=args.gpu_pool,
+        gpu_handoff=args.gpu_handoff,
         lock_wait_s=args.lock_wait_s,
         commit_lock=not args.no_commit_lock,
         return_state=True,

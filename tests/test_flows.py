@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from flows.dvc_runner import StageFailed, run_dvc
+from flows.gpu_pool import NoCapacity, run_on_pool
 from flows.nightly_retrain import nightly_retrain
 from flows.run_report import LINK_KEY, MARKDOWN_KEY, TABLE_KEY
 from flows.workspace_lock import file_lock
@@ -34,6 +35,9 @@ ctl = json.loads(Path("control.json").read_text()) if Path("control.json").exist
 with open("events.log", "a") as log:
     log.write(f"{name} start {time.time()}\n")
 time.sleep(ctl.get("sleep", {}).get(name, 0))
+print("tf-level", os.environ.get("TF_CPP_MIN_LOG_LEVEL"), "tqdm", os.environ.get("TQDM_DISABLE"))
+if name in ctl.get("stderr", {}):
+    print(ctl["stderr"][name], file=sys.stderr)
 if name in ctl.get("fail_once", []) and not Path(f"failed-once-{name}").exists():
     Path(f"failed-once-{name}").touch()
     sys.exit(f"ERROR: simulated network error in {name}")
@@ -173,6 +177,14 @@ def task_runs_of(flow_run_id) -> list:
 
 
 def test_promoted_run_publishes_artifacts_pushes_and_tags_flow_run(harness, template, tmp_path):
+    from prefect.exceptions import ObjectNotFound
+
+    from flows.workspace_lock import GLOBAL_LIMIT
+
+    try:  # a fresh server: the workspace limit does not exist yet
+        _client_call(lambda c: c.delete_global_concurrency_limit_by_name(GLOBAL_LIMIT))
+    except ObjectNotFound:
+        pass
     project = make_project(template, tmp_path, roc_auc=0.95, champion_roc_auc=0.93)
     remote = tmp_path / "remote"
     subprocess.run(
@@ -199,7 +211,9 @@ def test_promoted_run_publishes_artifacts_pushes_and_tags_flow_run(harness, temp
     table = found[TABLE_KEY].data
     table = json.loads(table) if isinstance(table, str) else table
     assert {row["metric"] for row in table} == {"accuracy", "roc_auc", "sensitivity"}
-    assert (project / "reports/report.html").resolve().as_uri() in found[LINK_KEY].data
+    assert (project / "reports/report.html").resolve().as_uri() in found[LINK_KEY].data  # local store
+    limit = _client_call(lambda c: c.read_global_concurrency_limit_by_name(GLOBAL_LIMIT))
+    assert limit.limit == 1  # created on first use, so later runs serialize instead of warning
 
 
 def test_worse_model_after_a_flaky_sync_completes_without_promotion(harness, template, tmp_path):
@@ -283,12 +297,15 @@ def test_dvc_lock_is_committed_before_register_and_nothing_else(harness, templat
     record = json.loads((project / "reports/registered.json").read_text())
     assert record["git_commit"] == head  # register ran on the commit that holds the lock
     committed = set(_git(project, "show", "--name-only", "--format=", "HEAD").split())
-    assert committed == {"dvc.lock", "data/.gitignore", "models/.gitignore"}
+    # dvc.lock, the cache:false metrics of that model (so `dvc metrics diff` at HEAD is its numbers)
+    # and DVC's .gitignore entries; registered.json (a cache:false out, not a metric) stays out
+    assert committed == {"dvc.lock", "reports/metrics.json", "data/.gitignore", "models/.gitignore"}
     lock = yaml.safe_load(_git(project, "show", "HEAD:dvc.lock"))
     assert {"ingest", "train", "evaluate"} <= set(lock["stages"]) and "register" not in lock["stages"]
     assert state.result()["lock_commit"]["head"] == head
     # the user's change stays uncommitted (and unstaged); dvc.lock now also holds register's own entry
     assert set(_git(project, "diff", "--name-only").split()) == {"notes.md", "dvc.lock"}
+    assert json.loads(_git(project, "show", "HEAD:reports/metrics.json"))["roc_auc"] == 0.95
     assert _git(project, "diff", "--cached", "--name-only") == ""
 
     state = run_flow(project, push=False, commit_lock=False)
@@ -338,15 +355,12 @@ def test_overlapping_runs_fail_fast_or_serialize(harness, template, tmp_path):
 
 
 def test_global_concurrency_limit_is_honoured(harness, template, tmp_path):
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
     from prefect.concurrency.sync import concurrency
 
     from flows.workspace_lock import GLOBAL_LIMIT
 
     project = make_project(template, tmp_path)
-    _client_call(
-        lambda c: c.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=GLOBAL_LIMIT, limit=1))
-    )
+    _client_call(lambda c: c.upsert_global_concurrency_limit_by_name(GLOBAL_LIMIT, 1))
     try:
         with concurrency(GLOBAL_LIMIT, occupy=1, strict=True):  # another workspace's run holds the slot
             state = run_flow(project, push=False)
@@ -387,7 +401,7 @@ def test_gpu_pool_routes_train_through_the_train_gpu_deployment(harness, templat
             except Exception:
                 assert time.time() < deadline and server.poll() is None, "train-gpu was never served"
                 time.sleep(1)
-        state = run_flow(project, push=False, gpu_pool=True, gpu_poll_s=1)
+        state = run_flow(project, push=False, gpu_pool=True, gpu_handoff="shared", gpu_poll_s=1)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
@@ -400,3 +414,123 @@ def test_gpu_pool_routes_train_through_the_train_gpu_deployment(harness, templat
     )
     children = _client_call(lambda c: c.read_flow_runs(flow_run_filter=flt))
     assert [c.deployment_id is not None and c.state.is_completed() for c in children] == [True]
+
+
+def test_stage_stderr_keeps_its_level_and_children_run_quiet(template, tmp_path, monkeypatch):
+    import logging
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    noise = "12:00:01 WARNING pipeline.x: 3 files skipped\nUserWarning: odd\n12:00:02 INFO pipeline.x: done"
+    project = make_project(template, tmp_path, stderr={"ingest": noise})
+    records: list[tuple[int, str]] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append((record.levelno, record.getMessage().strip()))
+
+    logger = logging.getLogger("test.relay")
+    logger.addHandler(Keep())
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    run_dvc(["repro", "ingest"], project, timeout_s=120, logger=logger)
+    level = {message: lvl for lvl, message in records}
+    assert level["12:00:01 WARNING pipeline.x: 3 files skipped"] == logging.WARNING
+    assert level["UserWarning: odd"] == logging.WARNING  # unlabelled stderr: at least a warning
+    assert level["12:00:02 INFO pipeline.x: done"] == logging.INFO  # the stages' logging writes to stderr
+    assert level["Running stage 'ingest':"] == logging.INFO
+    assert level["tf-level 2 tqdm 1"] == logging.INFO  # TF/absl and tqdm quiet in the child
+
+    records.clear()
+    (project / "control.json").write_text(json.dumps({"fail": ["regroup"]}))
+    with pytest.raises(StageFailed, match="simulated regroup failure"):
+        run_dvc(["repro", "regroup"], project, timeout_s=120, logger=logger)
+    errors = [message for lvl, message in records if lvl == logging.ERROR]
+    assert "ERROR: simulated regroup failure" in errors, records
+    assert any(m.startswith("ERROR: failed to reproduce") for m in errors), records
+
+
+def test_a_traceback_on_stderr_is_logged_at_error():
+    import io
+    import logging
+
+    from flows.dvc_runner import _relay
+
+    records: list[tuple[int, str]] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append((record.levelno, record.getMessage().strip()))
+
+    logger = logging.getLogger("test.traceback")
+    logger.addHandler(Keep())
+    logger.propagate = False
+    text = 'Traceback (most recent call last):\n  File "x.py", line 1\nValueError: bad\nafter it\n'
+    _relay(io.StringIO(text), [], logger, True)
+    assert [lvl for lvl, _ in records] == [logging.ERROR] * 3 + [logging.WARNING]
+
+
+def _deployment_on(pool: str) -> str:
+    """A `train-stage` deployment on work pool `pool` (created when missing): nothing polls it."""
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    def make(client):
+        try:
+            client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        except ObjectAlreadyExists:
+            pass
+        flow_id = client.create_flow_from_name("train-stage")
+        client.create_deployment(
+            flow_id=flow_id,
+            name=f"train-gpu-{pool}",
+            work_pool_name=pool,
+            entrypoint="flows/train_gpu.py:train_stage",
+        )
+
+    _client_call(make)
+    return f"train-stage/train-gpu-{pool}"
+
+
+def _runs_of(deployment: str) -> list:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
+
+    dep = _client_call(lambda c: c.read_deployment_by_name(deployment))
+    flt = FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[dep.id]))
+    return _client_call(lambda c: c.read_flow_runs(flow_run_filter=flt))
+
+
+def test_gpu_pool_without_a_worker_fails_at_once_and_starts_nothing(harness, template, tmp_path):
+    deployment = _deployment_on("gpu-idle")
+    project = make_project(template, tmp_path)
+    state = run_flow(project, push=False, gpu_pool=True, gpu_handoff="shared", gpu_deployment=deployment)
+    assert state.is_failed()
+    assert state.message.count("\n") == 0, state.message
+    assert (
+        f"train not sent to deployment {deployment}: no worker is polling work pool 'gpu-idle'"
+        in state.message
+    )
+    assert "last heartbeat never" in state.message and "prefect worker start --pool gpu-idle" in state.message
+    assert "train" not in {name for name, _, _ in events(project)}
+    assert not (project / "reports/registered.json").exists()
+    assert _runs_of(deployment) == []  # no child run was created, so none is left Late
+
+    start = time.perf_counter()
+    with pytest.raises(NoCapacity, match="no worker is polling"):
+        run_on_pool(deployment, {"project_dir": str(project)}, timeout_s=3600, poll_s=1)
+    print(f"\n[figure] GPU pool without a worker: refused in {time.perf_counter() - start:.2f}s")
+
+
+def test_a_worker_that_stops_polling_cancels_the_waiting_child(harness):
+    deployment = _deployment_on("gpu-gone")
+    _client_call(lambda c: c.send_worker_heartbeat("gpu-gone", "gpu-host-1", heartbeat_interval_seconds=1))
+    start = time.perf_counter()
+    with pytest.raises(
+        NoCapacity, match="cancelled before it started: no worker is polling work pool 'gpu-gone'"
+    ):
+        run_on_pool(deployment, {"project_dir": "/srv/medpipe"}, timeout_s=3600, poll_s=0.5)
+    elapsed = time.perf_counter() - start
+    print(f"\n[figure] worker gone (heartbeat 1 s): child cancelled after {elapsed:.1f}s")
+    assert elapsed < 60  # 3 missed heartbeats + a poll, not the train timeout
+    (child,) = _runs_of(deployment)
+    assert child.state.is_cancelled(), child.state

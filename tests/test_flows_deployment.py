@@ -78,10 +78,14 @@ def test_gpu_deployment_is_not_scheduled(prefect_yaml):
 
 
 def test_serve_builds_the_same_deployments(tmp_path):
+    from flows.nightly_retrain import nightly_retrain
     from flows.serve import NIGHTLY_CRON, build_deployments
 
     nightly, gpu = build_deployments(str(tmp_path), timezone="Europe/Berlin")
-    assert (nightly.name, gpu.name) == ("nightly-retrain", "train-gpu")
+    # distinct names: serving never overwrites (or, when stopped, pauses) the prefect.yaml deployments
+    assert (nightly.name, gpu.name) == ("nightly-retrain-served", "train-gpu-served")
+    assert nightly.parameters["gpu_deployment"] == "train-stage/train-gpu-served"
+    assert set(nightly.parameters) <= set(nightly_retrain.parameters.properties)
     (schedule,) = nightly.schedules
     assert schedule.schedule.cron == NIGHTLY_CRON == "0 2 * * *"
     assert schedule.schedule.timezone == "Europe/Berlin"
