@@ -2,12 +2,14 @@
 
     uv run python benchmarks/kermany.py --preset kermany-binary [--set train.epochs=20 ...]
         [--seeds 1] [--test] [--tag NAME]
+    uv run python benchmarks/kermany.py --preset kermany-binary --score-test NAME [--seeds 1]
 
 kermany-dev holds 1,732 real training-split films (one third of the patients, no official
 split), so the preset's split becomes a patient-grouped val + held-out test carved from it
 (split.val_fraction / test_fraction below; the proxy for the held-out check on the other
-patients). The real stages run up to train (choosing: val figures only) or, with --test, up to
-evaluate (test scored once per chosen configuration). Every run is appended to
+patients). The real stages run up to train (choosing: val figures only) in
+benchmarks/out/kermany/<tag>-seed<N>/, kept, so --score-test runs evaluate there once for the
+configuration chosen on val (--test: straight through evaluate). Every run is appended to
 benchmarks/out/kermany_runs.jsonl with val (and test) figures, params, stage seconds and load.
 """
 
@@ -17,16 +19,16 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 try:
-    from graph import run_graph, val_scores
+    from graph import ROOT, run_graph, stage_io, val_scores
     from medmnist_params import dotted, merge
 except ImportError:  # pragma: no cover
-    from benchmarks.graph import run_graph, val_scores
+    from benchmarks.graph import ROOT, run_graph, stage_io, val_scores
     from benchmarks.medmnist_params import dotted, merge
 
 from pipeline import presets
@@ -35,6 +37,7 @@ log = logging.getLogger("benchmarks.kermany")
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "datasets" / "kermany-dev"
 RUNS = HERE / "out" / "kermany_runs.jsonl"
+KEPT = HERE / "out" / "kermany"  # one project dir per run (models/, data/splits, reports/)
 PROXY_SPLIT = {"val_fraction": 0.15, "test_fraction": 0.2, "respect_source_split": False, "seed": 42}
 GOALS = {"kermany-binary": ("roc_auc", 0.995), "kermany-3class": ("balanced_accuracy", 0.85)}
 
@@ -46,21 +49,27 @@ def params_for(preset: str, sets: list[str], seed: int) -> dict:
     return raw
 
 
-def run_one(preset: str, raw: dict, test: bool) -> dict:
+def _test_scores() -> dict:
+    m = json.loads(Path("reports/metrics.json").read_text())
+    return {k: m.get(k) for k in ("roc_auc", "balanced_accuracy", "accuracy", "sensitivity", "specificity")}
+
+
+def run_one(preset: str, raw: dict, test: bool, keep: Path) -> dict:
+    """Run the stages in `keep` (kept: a chosen run's test is scored later with --score-test)."""
     here, t0, load = os.getcwd(), time.perf_counter(), os.getloadavg()
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chdir(tmp)
-        try:
-            seconds = run_graph(raw, until="evaluate" if test else "train")
-            out = {"val": val_scores(raw.get("evaluate", {}).get("tta", False))}
-            summary = json.loads(Path("models/train_summary.json").read_text())
-            split = json.loads(Path("reports/split.json").read_text())
-            if test:
-                m = json.loads(Path("reports/metrics.json").read_text())
-                out["test"] = {k: m.get(k) for k in ("roc_auc", "balanced_accuracy", "accuracy",
-                                                     "sensitivity", "specificity")}  # fmt: skip
-        finally:
-            os.chdir(here)
+    shutil.rmtree(keep, ignore_errors=True)
+    keep.mkdir(parents=True)
+    os.chdir(keep)
+    try:
+        seconds = run_graph(raw, until="evaluate" if test else "train")
+        out = {"val": val_scores(raw.get("evaluate", {}).get("tta", False))}
+        summary = json.loads(Path("models/train_summary.json").read_text())
+        split = json.loads(Path("reports/split.json").read_text())
+        if test:
+            out["test"] = _test_scores()
+        shutil.rmtree("data/raw", ignore_errors=True)  # the copy of kermany-dev; models/ and splits stay
+    finally:
+        os.chdir(here)
     n_train = summary["n_train"]
     return {
         "preset": preset,
@@ -78,6 +87,30 @@ def run_one(preset: str, raw: dict, test: bool) -> dict:
     }
 
 
+def score_test(preset: str, tag: str, seeds: int) -> None:
+    """Run evaluate (test scored once) in the kept runs of `tag`; log a test record per seed."""
+    from pipeline import cli, dvc_files
+
+    for seed in range(1, seeds + 1):
+        here = os.getcwd()
+        os.chdir(KEPT / f"{tag}-seed{seed}")
+        try:  # evaluate only: its inputs (models/, data/splits, history) were kept
+            name, ins, outs = stage_io(dvc_files.stages(ROOT / "dvc.yaml")["evaluate"]["cmd"])
+            cli.run_stage(name, Path("params.yaml"), ins, outs)
+            record = {
+                "tag": tag,
+                "seed": seed,
+                "preset": preset,
+                "test": _test_scores(),
+                "scored": "test once",
+            }
+        finally:
+            os.chdir(here)
+        with RUNS.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        print(json.dumps(record), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="kermany-binary", choices=sorted(GOALS))
@@ -87,16 +120,15 @@ def main() -> None:
         "--test", action="store_true", help="also score the held-out test (chosen configs only)"
     )
     parser.add_argument("--tag", default="")
+    parser.add_argument("--score-test", metavar="TAG", help="score test once for a kept run chosen on val")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     RUNS.parent.mkdir(parents=True, exist_ok=True)
     records = []
     for seed in range(1, args.seeds + 1):
-        record = {
-            "tag": args.tag,
-            "seed": seed,
-            **run_one(args.preset, params_for(args.preset, args.sets, seed), args.test),
-        }
+        keep = KEPT / f"{args.tag or args.preset}-seed{seed}"
+        raw = params_for(args.preset, args.sets, seed)
+        record = {"tag": args.tag, "seed": seed, **run_one(args.preset, raw, args.test, keep)}
         records.append(record)
         with RUNS.open("a") as fh:
             fh.write(json.dumps(record) + "\n")

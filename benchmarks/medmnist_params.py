@@ -50,9 +50,21 @@ def dotted(assignments: list[str]) -> dict:
     return out
 
 
+PRESET_FOR = {"pneumoniamnist": "kermany-binary"}  # chest X-rays: the Kermany preset's training recipe
+PRESET_SECTIONS = ("balance", "train", "evaluate")  # data / preprocess / split stay MedMNIST's
+
+
 def params_for(flag: str, config_file: Path | None, sets: list[str]) -> dict:
+    """BASE, then the preset's training sections (PRESET_FOR), then medmnist_<flag>.yaml (or
+    --config), then --set."""
+    from pipeline import presets
+
     path = config_file or HERE / f"medmnist_{flag}.yaml"
-    raw = merge(BASE, yaml.safe_load(path.read_text()) or {}) if path.is_file() else copy.deepcopy(BASE)
+    raw = copy.deepcopy(BASE)
+    if flag in PRESET_FOR:
+        preset = presets.load(PRESET_FOR[flag])
+        raw = merge(raw, {k: v for k, v in preset.items() if k in PRESET_SECTIONS})
+    raw = merge(raw, yaml.safe_load(path.read_text()) or {}) if path.is_file() else raw
     raw = merge(raw, dotted(sets))
     config.from_dict(raw)  # type-check before any work
     return raw
