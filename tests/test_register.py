@@ -39,6 +39,17 @@ def test_register_twice_gates_and_tags(tracking: str, in_tmp: Path) -> None:
 
     worse = _register(in_tmp, metrics(0.70))
     assert worse["version"] == "2" and not worse["gate"]["promote"]
+    page = (in_tmp / "reports/registered.html").read_text()  # linked from report.html's header
+    for text in (
+        "m v2",
+        "not promoted",
+        worse["gate"]["reason"],
+        "champion v1",
+        worse["run_id"],
+        "report.html",
+    ):
+        assert text in page, text
+    assert worse["registered_at"].endswith("UTC") and worse["registered_at"] in page
     assert worse["aliases"] == ["challenger"]
     assert worse["gate"]["champion_version"] == "1" and worse["gate"]["champion_metrics"]["roc_auc"] == 0.8
 

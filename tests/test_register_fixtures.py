@@ -17,7 +17,7 @@ INPUTS = {
     "metrics": Path("reports/metrics.json"),
     "splits": Path("data/splits"),
 }
-OUTPUTS = {"record": Path("reports/registered.json")}
+OUTPUTS = {"record": Path("reports/registered.json"), "page": Path("reports/registered.html")}
 
 
 def sha(text: str) -> str:

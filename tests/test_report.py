@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -102,6 +104,22 @@ def test_report_is_self_contained_with_all_sections(in_tmp):
     assert f"{result['roc_auc']:.3f}" in html  # headline value shown
     lo, hi = result["ci"]["roc_auc"]
     assert f"{lo:.3f} - {hi:.3f}" in html  # with its CI
+
+
+def test_report_header_names_model_revision_params_and_time(in_tmp):
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_COMMITTER_NAME": "t"}
+    env |= {"GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_EMAIL": "t@x"}
+    (in_tmp / "params.yaml").write_text("train: {}\n")
+    for args in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "x"]):
+        subprocess.run(args, cwd=in_tmp, check=True, env=env, capture_output=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=in_tmp, capture_output=True, text=True).stdout
+    html, _ = render_synthetic(in_tmp)
+    header = html[html.index('<table id="header">') : html.index("</table>")]
+    assert "medpipe-idc" in header and "baseline_cnn" in header
+    assert head.strip() in header and "uncommitted" not in header
+    assert 'href="registered.html"' in header  # version + gate decision: written by the register stage
+    assert re.search(r"evaluated at</th><td class=\"name\">20\d\d-\d\d-\d\d \d\d:\d\d UTC", header)
+    assert re.search(r"params sha256</th><td class=\"name\"><code>[0-9a-f]{16}</code>", header)
 
 
 def test_report_escapes_names_and_omits_missing_history(in_tmp):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import Config
-from pipeline.evaluation import figures, gallery, heatmap, model_card
+from pipeline.evaluation import figures, gallery, heatmap, model_card, report_header
 from pipeline.evaluation.scoring import Predictions, Task
 from pipeline.split_report import fraction_warnings
 
@@ -85,6 +85,7 @@ def report_context(
     multi = "multi-class (argmax, macro averages)"
     return {
         "model_name": cfg.registry.model_name,
+        "header": report_header.evaluate_header(cfg, train_summary),
         "task_kind": "binary" if task.positive is not None else multi,
         "classes": task.classes,
         "positive": task.classes[task.positive] if task.positive is not None else None,

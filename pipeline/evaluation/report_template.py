@@ -21,6 +21,15 @@ code { font-size: 0.9em; }
 </head>
 <body>
 <h1>Evaluation report: {{ model_name }}</h1>
+<table id="header">
+<tr><th class="name">model</th><td class="name"><b>{{ header.model_name }}</b> ({{ header.architecture }}); version:
+assigned by the register stage after this evaluation, with the gate decision: see
+<a href="{{ header.registered_page }}">{{ header.registered_page }}</a></td></tr>
+<tr><th class="name">git revision</th><td class="name"><code>{{ header.git_commit }}</code>{% if header.git_dirty %}
+(uncommitted code/params changes){% endif %}</td></tr>
+<tr><th class="name">params sha256</th><td class="name"><code>{{ header.params_sha256[:16] }}</code></td></tr>
+<tr><th class="name">evaluated at</th><td class="name">{{ header.evaluated_at }}</td></tr>
+</table>
 <p>Task: <b>{{ task_kind }}</b>; classes: {{ classes | join(", ") }}{% if positive %}; positive class:
 <b>{{ positive }}</b>{% endif %}. Test set: {{ headline.n_test }} images of {{ headline.n_test_patients }} patients
 (manifest sha256 <code>{{ test_sha256[:16] }}</code>).</p>

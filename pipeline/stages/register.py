@@ -15,6 +15,7 @@ from pathlib import Path
 from pipeline import manifest
 from pipeline.config import Config
 from pipeline.errors import DataError
+from pipeline.evaluation import report_header
 from pipeline.manifest import SPLITS
 from pipeline.registry import client as registry
 from pipeline.registry import gate
@@ -109,6 +110,7 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
         "version": version,
         "run_id": run_id,
         "aliases": aliases,
+        "registered_at": report_header.utc_now(),
         "gate": {
             "promote": decision.promote,
             "reason": decision.reason,
@@ -121,6 +123,9 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
         "seconds": seconds,
     }
     manifest.write_json(record, outputs["record"])
+    if outputs.get("page"):  # reports/registered.html: report.html's header links here
+        page = report_header.registered_page(record, tags["git.commit"], tags["git.dirty"] == "true")
+        Path(outputs["page"]).write_text(page, encoding="utf-8")
     log.info(
         "registered %s v%s (%s) in %.1fs: %s",
         name,
