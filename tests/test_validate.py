@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -130,6 +131,16 @@ def test_clean_dataset_passes_and_writes_every_output(in_tmp: Path) -> None:
     }
     docs = in_tmp / "reports/validation/data_docs"
     assert (docs / "index.html").is_file()
+    from pipeline.validation.offline_docs import EXTERNAL
+
+    pages = sorted(docs.rglob("*.html"))
+    assert len(pages) >= 3  # index, suite, validation result
+    for page in pages:  # usable offline: no CDN script/style, no tracking image with the context id
+        text = page.read_text()
+        assert not EXTERNAL.findall(text), (page, EXTERNAL.findall(text)[:3])
+        assert "dataContextId" not in text and "static/vendor/jquery.min.js" in text
+        for ref in re.findall(r'(?:src|href)="([^"#]+\.(?:js|css|png))"', text):
+            assert (page.parent / ref).is_file(), (page, ref)  # every local asset resolves
     assert json.loads((docs / "validation_result.json").read_text())["success"] is True
 
 

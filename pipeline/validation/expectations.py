@@ -4,8 +4,9 @@ The suite is the contract the later stages rely on (unique paths and images, lab
 label set, sizes in range, every class present, ...). It runs on the rows that survived the
 quarantine, so a failure here is a dataset-level problem (e.g. two images claiming the same
 patient and patch coordinates) and stops the pipeline with ValidationFailed.
-Data Docs are built by UpdateDataDocsAction in a throwaway file context and copied out (with the
-checkpoint result as validation_result.json) only when every expectation passes.
+Data Docs are built by UpdateDataDocsAction in a throwaway file context (analytics off) and copied
+out (with the checkpoint result as validation_result.json) only when every expectation passes, then
+made usable offline (pipeline.validation.offline_docs: vendored CSS/JS, no CDN, no tracking image).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 
 from pipeline.config import Config
 from pipeline.errors import ValidationFailed
+from pipeline.validation import offline_docs
 from pipeline.validation.reasons import VALID_CHANNELS, VALID_DTYPES
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,7 @@ def run_suite(df: pd.DataFrame, classes: list[str], cfg: Config, docs_dir: Path)
     with tempfile.TemporaryDirectory(prefix="medpipe-gx-") as tmp:
         ctx = gx.get_context(mode="file", project_root_dir=tmp)
         ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        ctx.enable_analytics(False)
         batch = ctx.data_sources.add_pandas(NAME).add_dataframe_asset(NAME)
         batch_def = batch.add_batch_definition_whole_dataframe(NAME)
         suite = ctx.suites.add(gx.ExpectationSuite(name=NAME))
@@ -102,6 +105,7 @@ def run_suite(df: pd.DataFrame, classes: list[str], cfg: Config, docs_dir: Path)
             site = Path(tmp) / "gx" / "uncommitted" / "data_docs" / "local_site"
             shutil.rmtree(docs_dir, ignore_errors=True)
             shutil.copytree(site, docs_dir)
+            offline_docs.make_offline(docs_dir)  # vendored CSS/JS, no CDN, no tracking image
             described = json.dumps(result.describe_dict(), indent=2, default=str)
             (docs_dir / "validation_result.json").write_text(described)
     results = [r for vr in result.run_results.values() for r in vr.results]
