@@ -6,6 +6,7 @@
     medpipe registry history <name>
     medpipe reproduce <name>@<version>
     medpipe preset list | apply NAME [--params params.yaml]
+    medpipe --version
 
 Paths of stage inputs and outputs are declared once, in dvc.yaml, and passed here.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import logging
 import shutil
 import sys
@@ -109,40 +111,133 @@ def _cmd_preset(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medpipe", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+def version() -> str:
+    """The installed medpipe version ("unknown" when run from a source tree that is not installed)."""
+    try:
+        return importlib.metadata.version("medpipe")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
-    stage = sub.add_parser("stage", help="run one pipeline stage (what dvc.yaml calls)")
-    stage.add_argument("name", choices=STAGES)
-    stage.add_argument("-i", dest="inputs", action="append", metavar="KEY=PATH")
-    stage.add_argument("-o", dest="outputs", action="append", metavar="KEY=PATH")
-    stage.add_argument("--params", default="params.yaml")
+
+def add_command(
+    sub, name: str, summary: str, description: str, examples: list[str]
+) -> argparse.ArgumentParser:
+    """A subcommand with a one-line summary (in the parent's list), a description and examples.
+
+    Every subcommand is added through here so that `medpipe <cmd> --help` says what it does and
+    shows how to call it (tests/test_cli.py checks all of them).
+    """
+    epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples)
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medpipe",
+        description=__doc__.splitlines()[0],
+        epilog="examples:\n  uv run dvc repro          # the whole pipeline (calls medpipe stage ...)\n"
+        "  medpipe lineage model medpipe-idc@champion\n  medpipe <command> --help",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-V", "--version", action="version", version=f"medpipe {version()}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
+
+    stage = add_command(
+        sub,
+        "stage",
+        "run one pipeline stage (what dvc.yaml calls)",
+        "Run one stage with the inputs and outputs dvc.yaml declares. Normally DVC calls this; run it "
+        "by hand to debug a stage. A failing stage removes the outputs it created.",
+        [
+            "medpipe stage split -i validated=data/interim/validated.csv -o splits=data/splits "
+            "-o report=reports/split.json",
+            "uv run dvc repro split   # the same, with the paths from dvc.yaml",
+        ],
+    )
+    stage.add_argument("name", choices=STAGES, help="stage name: " + ", ".join(STAGES))
+    stage.add_argument("-i", dest="inputs", action="append", metavar="KEY=PATH", help="an input (repeat)")
+    stage.add_argument("-o", dest="outputs", action="append", metavar="KEY=PATH", help="an output (repeat)")
+    stage.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     stage.set_defaults(func=_cmd_stage)
 
-    lin = sub.add_parser("lineage", help="which data produced a model / which models used some data")
+    lin = add_command(
+        sub,
+        "lineage",
+        "which data produced a model / which models used some data",
+        "Audit trail both ways: for a registered model, its git revision, params, DVC hashes and "
+        "split manifests; for an image (sha256 or path) or a DVC hash, every registered version "
+        "whose train/val/test data contained it.",
+        [
+            "medpipe lineage model medpipe-idc@champion",
+            "medpipe lineage model medpipe-idc@3 --json",
+            "medpipe lineage data data/raw/10253/1/10253_idx5_x501_y351_class1.png",
+        ],
+    )
     lin.add_argument("kind", choices=("model", "data"))
     lin.add_argument("ref", help="model: <name>@<alias|version>; data: sha256, path or DVC md5")
-    lin.add_argument("--json", action="store_true")
+    lin.add_argument("--json", action="store_true", help="machine-readable output")
     lin.set_defaults(func=_cmd_lineage)
 
-    reg = sub.add_parser("registry", help="registry queries")
-    reg_sub = reg.add_subparsers(dest="what", required=True)
-    hist = reg_sub.add_parser("history", help="alias changes of a registered model")
-    hist.add_argument("name")
-    hist.add_argument("--json", action="store_true")
+    reg = add_command(
+        sub,
+        "registry",
+        "registry queries",
+        "Queries against the MLflow model registry (tracking URI from params.yaml registry.tracking_uri "
+        "or MLFLOW_TRACKING_URI).",
+        ["medpipe registry history medpipe-idc"],
+    )
+    reg_sub = reg.add_subparsers(dest="what", required=True, metavar="<query>")
+    hist = add_command(
+        reg_sub,
+        "history",
+        "alias changes of a registered model",
+        "Every version of a registered model with its gate decision, and every move of the "
+        "champion/challenger aliases, oldest first.",
+        ["medpipe registry history medpipe-idc", "medpipe registry history medpipe-idc --json"],
+    )
+    hist.add_argument("name", help="registered model name (params.yaml registry.model_name)")
+    hist.add_argument("--json", action="store_true", help="machine-readable output")
     hist.set_defaults(func=_cmd_registry)
 
-    rep = sub.add_parser("reproduce", help="rebuild a registered version and compare metrics")
+    rep = add_command(
+        sub,
+        "reproduce",
+        "rebuild a registered version and compare metrics",
+        "Check out the version's git revision in a temporary worktree (sharing the DVC cache), "
+        "restore its raw data, rerun every stage up to evaluate and compare each registered metric "
+        "with the rebuilt one. Exit 0 when all are within --tolerance, 1 otherwise. Takes as long "
+        "as a training run; progress is logged stage by stage.",
+        ["medpipe reproduce medpipe-idc@champion", "medpipe reproduce medpipe-idc@3 --tolerance 0.005"],
+    )
     rep.add_argument("ref", help="<name>@<version|alias>")
-    rep.add_argument("--tolerance", type=float, default=0.02)
+    rep.add_argument(
+        "--tolerance", type=float, default=0.02, help="absolute tolerance per metric (default 0.02)"
+    )
     rep.set_defaults(func=_cmd_reproduce)
 
-    pre = sub.add_parser("preset", help="list the per-source-system presets or apply one to params.yaml")
+    pre = add_command(
+        sub,
+        "preset",
+        "list the per-source-system presets or apply one to params.yaml",
+        "Presets (presets/*.yaml) hold the settings that suit one source system (image size, "
+        "channels, augmentation, model, thresholds). `apply` rewrites only those keys in params.yaml, "
+        "keeping its comments, and prints what changed; `dvc repro` then reruns what depends on them.",
+        [
+            "medpipe preset list",
+            "medpipe preset apply kermany-binary",
+            "medpipe preset apply idc --params params.yaml",
+        ],
+    )
     pre.add_argument("action", choices=("list", "apply"))
     pre.add_argument("name", nargs="?", help="preset name (apply)")
-    pre.add_argument("--params", default="params.yaml")
+    pre.add_argument("--params", default="params.yaml", help="params file to rewrite (default: params.yaml)")
     pre.set_defaults(func=_cmd_preset)
     return parser
 

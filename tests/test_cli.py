@@ -70,3 +70,32 @@ def test_interrupted_stage_keeps_resume_state(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         cli.run_stage("train", PROJECT_PARAMS, {}, {"checkpoints": checkpoints})
     assert (checkpoints / "epoch-3.keras").read_text() == "weights"
+
+
+def _subcommands(parser, prefix=()):
+    """(path, parser) of every subcommand, nested ones included."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield (*prefix, name), child
+                yield from _subcommands(child, (*prefix, name))
+
+
+def test_every_subcommand_has_a_description_and_an_example():
+    parser = cli.build_parser()
+    found = list(_subcommands(parser))
+    assert {path for path, _ in found} >= {("stage",), ("lineage",), ("registry",), ("registry", "history")}
+    for path, sub in found:
+        text = sub.format_help()
+        assert sub.description and len(sub.description) > 30, path
+        assert "examples:" in text and f"medpipe {' '.join(path)} " in text, path
+
+
+def test_version_flag(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("medpipe ") and out.strip() != "medpipe unknown"
