@@ -1,0 +1,34 @@
+"""Training log lines: `epoch n/N`, img/s, time per epoch and an ETA (no model is trained here)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from pipeline.training import fit
+
+
+def test_eta_text():
+    assert fit.eta_text(7.4) == "7s"
+    assert fit.eta_text(369) == "6m09s"
+    assert fit.eta_text(7500) == "2h05m"
+
+
+def test_epoch_lines_count_to_n_with_an_eta(monkeypatch, caplog):
+    clock = iter([0.0, 9.0, 10.0, 10.0, 13.0, 14.0, 14.0, 17.0, 18.0])  # begin, last batch, end, ...
+    monkeypatch.setattr(fit.time, "perf_counter", lambda: next(clock))
+    timer = fit.EpochLog(n_images=300, total_epochs=5)
+    caplog.set_level(logging.INFO, logger=fit.log.name)
+    for epoch in (2, 3, 4):  # a resumed run: epochs 3-5 of 5
+        timer.on_epoch_begin(epoch)
+        timer.on_train_batch_end(0)
+        timer.on_epoch_end(epoch, {"loss": 0.5})
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "epoch 3/5: loss=0.5 (33 img/s, 10s/epoch, ETA <= 20s)"  # 2 left x 10 s
+    assert (
+        lines[1] == "epoch 4/5: loss=0.5 (100 img/s, 4s/epoch, ETA <= 4s)"
+    )  # first (tracing) epoch left out
+    assert lines[2] == "epoch 5/5: loss=0.5 (100 img/s, 4s/epoch)"  # last: no ETA
+    assert timer.epochs == [3, 4, 5]
+    assert timer.images_per_second() == pytest.approx(100.0)
