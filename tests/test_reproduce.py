@@ -90,6 +90,26 @@ def test_metrics_path_and_compare(tmp_path: Path) -> None:
     assert "NO" in reproduce.format_table(rows, 0.02)
 
 
+def test_stage_progress_is_logged_while_it_runs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    script = (
+        "import sys; print(\"Running stage 'train':\"); "
+        "print('12:00:01 INFO pipeline.training.fit: epoch 1/3: loss=0.5', file=sys.stderr); "
+        "print('noise')"
+    )
+    caplog.set_level(logging.DEBUG, logger=reproduce.log.name)
+    reproduce._run_streamed([sys.executable, "-c", script], tmp_path, {}, "[2/5] train")
+    shown = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert shown[0] == "  [2/5] train | Running stage 'train':"
+    assert shown[1].endswith("epoch 1/3: loss=0.5") and shown[2].startswith("  [2/5] train done in ")
+    assert any("noise" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)
+    with pytest.raises(reproduce.MedpipeError, match="failed in .*: boom"):
+        reproduce._run_streamed(
+            [sys.executable, "-c", "print('boom'); raise SystemExit(3)"], tmp_path, {}, "x"
+        )
+
+
 def test_unknown_revision_is_a_clean_error(tmp_path: Path) -> None:
     _git(tmp_path, "init", "-q")
     with pytest.raises(reproduce.MedpipeError, match="not in"):

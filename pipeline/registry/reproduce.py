@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,37 @@ def _run(cmd: list[str], cwd: Path, env: dict | None = None) -> str:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise MedpipeError(f"`{' '.join(cmd[-3:])}` failed in {cwd}: {tail[0]}")
     return done.stdout
+
+
+# Lines of a stage's output worth showing while `reproduce` waits on it (the rest is DEBUG).
+_PROGRESS = ("Running stage", "pipeline.training.fit: epoch", "pipeline.stages.")
+
+
+def _run_streamed(cmd: list[str], cwd: Path, env: dict, what: str) -> None:
+    """Run cmd, logging its progress lines as they come (a stage can take many minutes)."""
+    started = time.perf_counter()
+    tail: list[str] = []
+    env = {**env, "PYTHONUNBUFFERED": "1"}  # lines in the order they were written, as they come
+    with subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as proc:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.rstrip()
+            if not line:
+                continue
+            tail = [*tail[-19:], line]
+            level = logging.INFO if any(p in line for p in _PROGRESS) else logging.DEBUG
+            log.log(level, "  %s | %s", what, line)
+        code = proc.wait()
+    if code != 0:
+        raise MedpipeError(f"`{' '.join(cmd[-3:])}` failed in {cwd}: {tail[-1] if tail else 'no output'}")
+    log.info("  %s done in %s", what, _elapsed(time.perf_counter() - started))
+
+
+def _elapsed(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def _dvc(*args: str) -> list[str]:
@@ -87,6 +119,7 @@ def _restore_ingest(tree: Path, env: dict) -> None:
 def rebuild(repo: Path, commit: str) -> dict[str, float]:
     """Metrics of the pipeline up to evaluate at commit, on that commit's data, sharing repo's DVC cache."""
     cache = _run(_dvc("cache", "dir"), repo).strip()
+    log.info("reproduce %s: checking out a temporary worktree", commit[:12])
     with worktree(repo, commit) as tree:
         _run(_dvc("cache", "dir", "--local", cache), tree)
         env = dict(os.environ)
@@ -95,12 +128,15 @@ def rebuild(repo: Path, commit: str) -> dict[str, float]:
         stages = _stages_after_ingest(tree)
         if stages is None:
             log.warning("%s: dvc.lock records no ingest outputs; re-syncing data.source instead", commit[:12])
-            _run(_dvc("repro", "--force", TARGET), tree, env)
+            _run_streamed(_dvc("repro", "--force", TARGET), tree, env, f"dvc repro --force {TARGET}")
         else:
+            log.info("reproduce %s: restoring its raw data (DVC cache, else remote)", commit[:12])
             _restore_ingest(tree, env)
             log.info("reproducing %s in %s on its recorded data: %s", commit[:12], tree, ", ".join(stages))
-            for stage in stages:
-                _run(_dvc("repro", "--force", "--single-item", stage), tree, env)
+            for i, stage in enumerate(stages, 1):
+                log.info("reproduce [%d/%d] %s", i, len(stages), stage)
+                cmd = _dvc("repro", "--force", "--single-item", stage)
+                _run_streamed(cmd, tree, env, f"[{i}/{len(stages)}] {stage}")
         return flat_metrics(manifest.read_json(tree / metrics_path(tree / "dvc.yaml")))
 
 
