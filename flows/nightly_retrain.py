@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Literal
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
@@ -49,7 +48,7 @@ def nightly_retrain(
     train_timeout_s: float = TRAIN_TIMEOUT_S,
     gpu_poll_s: float = GPU_POLL_S,
     commit_lock: bool = True,
-    gpu_handoff: Literal["git", "shared"] = "git",
+    gpu_handoff: str = "git",  # "git" | "shared" (str: Literal fails when a worker loads the entrypoint)
     gpu_deployment: str = GPU_DEPLOYMENT,
     git_remote: str = "origin",
     gpu_repo_url: str | None = None,
@@ -71,6 +70,8 @@ def nightly_retrain(
     logger = get_run_logger()
     root = str(Path(project_dir).resolve())
     stages = stage_names(Path(root))
+    if gpu_handoff not in ("git", "shared"):
+        raise StageFailed(f"gpu_handoff must be 'git' or 'shared', not {gpu_handoff!r}")
     if gpu_pool and gpu_handoff == "git" and not commit_lock:
         raise StageFailed(
             "gpu_handoff='git' hands a commit of dvc.lock to the GPU host: it needs commit_lock=true"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
@@ -75,7 +74,7 @@ def send_revision(workdir: str, repo_url: str, run_id: str, ran: list[str]) -> d
 def train_stage(
     project_dir: str = ".",
     timeout_s: float = TRAIN_TIMEOUT_S,
-    handoff: Literal["shared", "git"] = "shared",
+    handoff: str = "shared",  # "shared" | "git" (str: Literal fails when a worker loads the entrypoint)
     repo_url: str | None = None,
     ref: str | None = None,
     revision: str | None = None,
@@ -88,6 +87,8 @@ def train_stage(
     workdir is this host's checkout, result_id names the ref the result is pushed to
     (refs/medpipe/trained/<result_id>, default this flow run's id).
     """
+    if handoff not in ("shared", "git"):
+        raise ho.HandoffFailed(f"handoff must be 'shared' or 'git', not {handoff!r}")
     if handoff == "shared":
         root = str(Path(project_dir).resolve())
         return {"ran": train_model.with_options(timeout_seconds=timeout_s)(root)}

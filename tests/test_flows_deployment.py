@@ -52,6 +52,14 @@ def test_entrypoints_import_to_the_named_flows(prefect_yaml, deployment, flow_na
     assert isinstance(flow, Flow) and flow.name == flow_name
     assert spec["work_pool"]["name"] == pool
     assert set(spec.get("parameters", {})) <= set(flow.parameters.properties)  # no stale parameter names
+    # what a worker does with a run's parameters after loading the entrypoint from its file
+    flow.validate_parameters(spec.get("parameters", {}))
+
+
+def test_train_gpu_accepts_the_git_handoff_parameters_when_loaded_like_a_worker():
+    flow = _load_entrypoint("flows/train_gpu.py:train_stage")
+    params = {"handoff": "git", "repo_url": "/srv/git/medpipe.git", "ref": "refs/medpipe/handoff/x"}
+    assert flow.validate_parameters({**params, "revision": "0" * 40, "timeout_s": 60})["handoff"] == "git"
 
 
 def test_nightly_schedule_is_the_2am_cron(prefect_yaml):
