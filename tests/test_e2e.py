@@ -50,12 +50,15 @@ def test_first_repro_builds_everything(project):
     for key in ("accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "roc_auc", "pr_auc"):
         assert key in metrics
     assert 0.0 <= metrics["roc_auc"] <= 1.0
+    assert len(metrics) <= 30 and all(v is None or isinstance(v, int | float) for v in metrics.values())
+    assert json.loads((work / "reports/diagnostics.json").read_text())["per_class"]
     assert (work / "models/model.keras").is_file()
     assert json.loads((work / "models/label_map.json").read_text())["classes"]
     html = (work / "reports/report.html").read_text()
     assert "data:image/png;base64," in html
     record = json.loads((work / "reports/registered.json").read_text())
     assert record["model_name"] == "e2e-idc" and int(record["version"]) == 1
+    assert 'href="registered.html"' in html and "e2e-idc v1" in (work / "reports/registered.html").read_text()
 
 
 def test_second_repro_is_a_noop(project):
