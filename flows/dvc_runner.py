@@ -24,6 +24,7 @@ from pathlib import Path
 
 from pipeline import dvc_files
 from pipeline.errors import MedpipeError
+from pipeline.redact import redact
 
 log = logging.getLogger(__name__)
 _RAN = re.compile(r"Running stage '([\w@.-]+)'")
@@ -134,7 +135,7 @@ def _relay(stream: Iterable[str] | None, lines: list[str], logger, stderr: bool)
     """Log each line of a child's stream at its level; a traceback's lines stay at ERROR."""
     in_traceback = False
     for raw in stream or ():
-        line = raw.rstrip()
+        line = redact(raw.rstrip())  # Prefect stores these lines: never URL user info
         lines.append(line)  # list.append is atomic: two relays may share the list
         if not line.strip():
             continue

@@ -17,6 +17,8 @@ from pathlib import Path
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
+from pipeline.redact import redact
+
 MARKDOWN_KEY = "nightly-report"
 TABLE_KEY = "nightly-metrics"
 LINK_KEY = "nightly-report-link"
@@ -49,17 +51,22 @@ def mlflow_report_url(uri: str, run_id: str, name: str = "report.html") -> str |
         for folder in (a.path for a in client.list_artifacts(run_id) if a.is_dir):
             found += [a.path for a in client.list_artifacts(run_id, folder) if a.path.endswith(name)]
     except Exception as exc:  # the server is down: no link rather than a failed run
-        log.warning("no MLflow link for run %s at %s: %s", run_id, uri, str(exc).splitlines()[0])
+        log.warning(
+            "no MLflow link for run %s at %s: %s", run_id, redact(uri), redact(str(exc).splitlines()[0])
+        )
         return None
     base = f"{uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
     return f"{base}/artifactPath/{found[0]}" if found else base
 
 
 def report_link(project_dir: str, record: dict) -> str | None:
-    """Where the report can be opened: the MLflow artifact over http, else the local file."""
+    """Where the report can be opened: the MLflow artifact over http, else the local file.
+
+    URL user info (MLFLOW_TRACKING_URI=https://user:pass@host) is redacted: the link is stored by Prefect.
+    """
     url = mlflow_report_url(tracking_uri(project_dir), str(record.get("run_id") or ""))
     report = (Path(project_dir) / REPORT).resolve()
-    return url or (report.as_uri() if report.is_file() else None)
+    return redact(url) if url else (report.as_uri() if report.is_file() else None)
 
 
 def decision(outcome: dict) -> tuple[bool, str]:

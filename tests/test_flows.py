@@ -468,6 +468,9 @@ def test_a_traceback_on_stderr_is_logged_at_error():
     text = 'Traceback (most recent call last):\n  File "x.py", line 1\nValueError: bad\nafter it\n'
     _relay(io.StringIO(text), [], logger, True)
     assert [lvl for lvl, _ in records] == [logging.ERROR] * 3 + [logging.WARNING]
+    lines: list[str] = []
+    _relay(io.StringIO("botocore: could not reach http://k:se/cr+et@127.0.0.1:1/b\n"), lines, logger, True)
+    assert lines == ["botocore: could not reach http://***@127.0.0.1:1/b"] and "cr+et" not in records[-1][1]
 
 
 def _deployment_on(pool: str) -> str:

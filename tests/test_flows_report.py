@@ -39,6 +39,15 @@ def test_report_link_points_to_the_mlflow_artifact_with_a_server(tmp_path, monke
     assert link == f"{SERVER}/#/experiments/7/runs/abc123/artifactPath/reports/report.html"
 
 
+def test_report_link_never_carries_tracking_credentials(tmp_path, monkeypatch):
+    secret = "p/ss+w0rd"
+    with_user = SERVER.replace("://", f"://bob:{secret}@")
+    monkeypatch.setattr(mlflow, "MlflowClient", lambda tracking_uri: FakeTracking(SERVER + "/"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", with_user)
+    link = report_link(str(tmp_path), {"run_id": "abc123"})
+    assert secret not in link and link.startswith(SERVER.replace("://", "://***@"))
+
+
 def test_report_link_is_the_local_file_with_a_local_store(tmp_path, monkeypatch):
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports" / "report.html").write_text("<html></html>")
