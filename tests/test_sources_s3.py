@@ -124,3 +124,15 @@ def test_unreachable_endpoint(s3, tmp_path, monkeypatch):
 def test_bucketless_url(tmp_path):
     with pytest.raises(DataError, match="no bucket"):
         sync(cfg_for("s3:///prefix", None), Path(tmp_path / "raw"))
+
+
+def test_impossible_key_tree_is_one_line_before_any_download(s3, moto_endpoint, tmp_path):
+    client, bucket = s3
+    put(client, bucket, "p/x.png", b"file")
+    put(client, bucket, "p/x.png/y.png", b"below a file of the same name")
+    with pytest.raises(DataError) as err:
+        sync(cfg_for(f"s3://{bucket}/p", moto_endpoint), tmp_path / "raw")
+    assert str(err.value) == (
+        f"s3://{bucket}/p has both a file 'x.png' and a folder of that name (holding 'x.png/y.png'); rename one of them"
+    )
+    assert not (tmp_path / "raw").exists() and list(tmp_path.iterdir()) == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -120,6 +121,4 @@ def link_or_copy(src: Path, dest: Path) -> None:
     try:
         os.link(src, dest)
     except OSError:
-        import shutil
-
         shutil.copy2(src, dest)
