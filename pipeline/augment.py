@@ -58,9 +58,9 @@ def draw(rng: np.random.Generator, cfg: AugmentConfig, height: int, width: int) 
 
 
 def apply(img: np.ndarray, params: AugmentDraw) -> np.ndarray:
-    """Apply one drawn transform; uint8 HxWxC in, same shape, dtype and channel order out."""
-    if img.ndim != 3 or img.dtype != np.uint8:
-        raise ValueError(f"augment expects a uint8 HxWxC image, got {img.dtype} {img.shape}")
+    """Apply one drawn transform; uint8/uint16 HxWxC in, same shape, dtype and channel order out."""
+    if img.ndim != 3 or img.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"augment expects a uint8 or uint16 HxWxC image, got {img.dtype} {img.shape}")
     height, width, channels = img.shape
     out = img
     if params.angle_deg != 0.0 or params.shift_x != 0.0 or params.shift_y != 0.0:
@@ -82,7 +82,9 @@ def augment(img: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np
 
 
 def read_source(path: str | Path) -> np.ndarray:
-    """Decode a source image to uint8 HxWxC keeping its channel count (gray stays gray, alpha dropped)."""
+    """Decode a source image to HxWxC keeping its channel count (gray stays gray, alpha dropped) and
+    its bit depth: a 16-bit source gives a 16-bit copy, so the dataset's intensity window (validate's
+    intensity.json) maps originals and augmented copies alike."""
     try:
         raw = images.decode_raw(Path(path).read_bytes())
     except (OSError, images.DecodeError) as exc:
@@ -90,11 +92,13 @@ def read_source(path: str | Path) -> np.ndarray:
             f"cannot read {path} to augment it ({exc}); re-run validate to quarantine it"
         ) from exc
     channels = 1 if raw.ndim == 2 or raw.shape[2] == 1 else 3
-    return images.to_channels(images.to_uint8(raw), channels)
+    if raw.dtype != np.uint16:
+        raw = images.to_uint8(raw)
+    return images.to_channels(raw, channels)
 
 
 def write_png(img: np.ndarray, path: str | Path) -> tuple[int, str]:
-    """Write an RGB or gray uint8 HxWxC image as PNG; returns (bytes, sha256) of the file."""
+    """Write an RGB or gray uint8/uint16 HxWxC image as PNG; returns (bytes, sha256) of the file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     bgr = img[:, :, 0] if img.shape[2] == 1 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)

@@ -1,6 +1,9 @@
 """Deterministic image decoding and preprocessing with OpenCV (no randomness here).
 
-decode(): bytes/file -> uint8 HxWxC (C = 1 or 3, RGB order), 16-bit scaled to 8-bit.
+decode(): bytes/file -> uint8 HxWxC (C = 1 or 3, RGB order). Images deeper than 8 bits are mapped
+with the dataset's intensity window (validate records it in data/interim/intensity.json; it
+travels in label_map.json), never per image: without a window uint16 uses its full range (>> 8).
+JPEG EXIF orientation is applied (as every viewer shows the image), in validate and training alike.
 preprocess(): decode + resize to the model's input size. Random augmentation lives in
 pipeline/augment.py (offline, balance stage) and in the model (Keras layers), never here.
 """
@@ -34,8 +37,8 @@ def to_uint8(img: np.ndarray, window: Window = None) -> np.ndarray:
         return img
     if window is not None:
         return apply_window(img, window)
-    if img.dtype == np.uint16:
-        return (img >> 8).astype(np.uint8) if img.max() > 255 else img.astype(np.uint8)
+    if img.dtype == np.uint16:  # the same fixed mapping for every image (no per-image rule)
+        return (img >> 8).astype(np.uint8)
     img = img.astype(np.float32)
     lo, hi = float(img.min()), float(img.max())
     return np.zeros(img.shape, np.uint8) if hi <= lo else ((img - lo) * (255.0 / (hi - lo))).astype(np.uint8)
@@ -56,12 +59,19 @@ def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if c == 4 else cv2.COLOR_BGR2RGB)
 
 
+JPEG_SOI = b"\xff\xd8\xff"
+# JPEG: any colour/depth but EXIF orientation applied (IMREAD_UNCHANGED ignores it); JPEG has no alpha.
+_JPEG_FLAGS = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
+
+
 def decode_raw(data: bytes | np.ndarray) -> np.ndarray:
-    """Decode with every channel and the native bit depth kept (for validation)."""
+    """Decode with every channel and the native bit depth kept (for validation); JPEG EXIF
+    orientation applied."""
     buf = np.frombuffer(data, np.uint8) if isinstance(data, bytes | bytearray | memoryview) else data
     if buf.size == 0:
         raise DecodeError("empty file")
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    is_jpeg = buf.size >= 3 and bytes(buf[:3]) == JPEG_SOI
+    img = cv2.imdecode(buf, _JPEG_FLAGS if is_jpeg else cv2.IMREAD_UNCHANGED)
     if img is None:
         raise DecodeError("not a decodable image")
     return img

@@ -7,7 +7,8 @@ Columns by stage:
 - ingest   (data/manifests/raw.csv): path, bytes, sha256
 - regroup  (canonical): path, bytes, sha256, label, class_name, patient_id, x, y, source_split
            (+ adapter extras such as tumour_type, magnification)
-- validate adds: height, width, channels, dtype
+- validate adds: height, width, channels, dtype, warning ("" or why a kept file is odd: trailing
+           bytes after its end marker, EXIF orientation applied)
 - split    writes one manifest per split with a `split` column
 - balance  (train only) adds: source_path (original image of an augmented row), augmented
 """
@@ -23,8 +24,9 @@ from pipeline.errors import DataError
 
 RAW_COLUMNS = ["path", "bytes", "sha256"]
 CANONICAL_COLUMNS = [*RAW_COLUMNS, "label", "class_name", "patient_id", "x", "y", "source_split"]
-DECODED_COLUMNS = ["height", "width", "channels", "dtype"]
+DECODED_COLUMNS = ["height", "width", "channels", "dtype", "warning"]
 SPLITS = ("train", "val", "test")
+NA_VALUES = [""]  # the one spelling of "missing" in a manifest; pass with keep_default_na=False
 
 _DTYPES = {
     "path": "string",
@@ -35,6 +37,7 @@ _DTYPES = {
     "source_path": "string",
     "split": "string",
     "dtype": "string",
+    "warning": "string",
     "bytes": "Int64",
     "label": "Int64",
     "x": "Int64",
@@ -52,7 +55,9 @@ def read(path: str | Path, required: list[str] | None = None) -> pd.DataFrame:
         raise DataError(f"manifest {path} not found; run the stage that writes it (dvc repro)")
     header = pd.read_csv(path, nrows=0).columns
     dtypes = {c: t for c, t in _DTYPES.items() if c in header}
-    df = pd.read_csv(path, dtype=dtypes, keep_default_na=True)
+    # Only an empty field is missing: names like NA.png, None.png, null.png and a class folder
+    # called None are data (pandas' default would turn them into NA and quarantine the image).
+    df = pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=NA_VALUES)
     missing = [c for c in (required or []) if c not in df.columns]
     if missing:
         raise DataError(f"manifest {path} lacks column(s) {', '.join(missing)}")

@@ -100,7 +100,8 @@ def test_write_png_keeps_rgb_order_and_returns_file_hash(tmp_path):
     assert np.array_equal(back, img)
 
 
-def test_augment_file_keeps_gray_and_converts_16_bit(tmp_path):
+def test_augment_file_keeps_gray_and_16_bit_depth(tmp_path):
+    """A 16-bit source gives a 16-bit copy: the dataset's intensity window then maps both alike."""
     src = tmp_path / "g16.png"
     cv2.imwrite(str(src), (np.arange(30 * 20, dtype=np.uint16).reshape(30, 20) * 100))
     size, _, shape = augment.augment_file(
@@ -108,4 +109,5 @@ def test_augment_file_keeps_gray_and_converts_16_bit(tmp_path):
     )
     assert shape == (30, 20, 1)
     raw = images.decode_raw((tmp_path / "out.png").read_bytes())
-    assert raw.dtype == np.uint8 and raw.ndim == 2 and size > 0
+    assert raw.dtype == np.uint16 and raw.ndim == 2 and size > 0
+    assert raw.max() > 255

@@ -99,3 +99,52 @@ def test_version_flag(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("medpipe ") and out.strip() != "medpipe unknown"
+
+
+def _project_with_params(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dvc.yaml").write_text((PROJECT_PARAMS.parent / "dvc.yaml").read_text())
+    params = tmp_path / "params.yaml"
+    params.write_text(PROJECT_PARAMS.read_text())
+    return params
+
+
+def test_params_changed_under_a_stage_fail_it_and_remove_its_outputs(tmp_path, monkeypatch, capsys):
+    """params.yaml edited while train runs: dvc.lock would record values the model never saw."""
+    params = _project_with_params(tmp_path, monkeypatch)
+
+    def run(cfg, inputs, outputs):
+        outputs["model"].mkdir()
+        (outputs["model"] / "model.keras").write_text(f"trained {cfg.train.epochs} epochs")
+        params.write_text(params.read_text().replace("epochs: 12", "epochs: 3"))  # the user edits
+        return {}
+
+    fake = types.ModuleType("pipeline.stages.train")
+    fake.run = run
+    monkeypatch.setitem(sys.modules, "pipeline.stages.train", fake)
+    code = cli.main(["stage", "train", "-o", "model=models"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("medpipe: error: params.yaml changed while stage train ran (train: {")
+    assert "so the stage fails and dvc.lock keeps its previous record: run dvc repro again\n" in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "models").exists()
+
+
+def test_params_the_stage_does_not_use_may_change_while_it_runs(tmp_path, monkeypatch):
+    params = _project_with_params(tmp_path, monkeypatch)
+
+    def run(cfg, inputs, outputs):
+        params.write_text(params.read_text().replace("bootstrap: 200", "bootstrap: 50"))  # evaluate's
+        return {"ok": True}
+
+    fake = types.ModuleType("pipeline.stages.train")
+    fake.run = run
+    monkeypatch.setitem(sys.modules, "pipeline.stages.train", fake)
+    assert cli.run_stage("train", params, {}, {}) == {"ok": True}
+
+
+def test_stage_param_keys_are_dvc_yamls():
+    keys = cli.stage_param_keys("split", PROJECT_PARAMS.parent / "dvc.yaml")
+    assert keys == ["split"]
+    assert cli.stage_param_keys("nope", PROJECT_PARAMS.parent / "dvc.yaml") is None

@@ -45,3 +45,24 @@ def test_deltas_are_challenger_minus_champion() -> None:
 def test_unknown_gate_metric() -> None:
     with pytest.raises(ConfigError, match="gate.metric 'auc'"):
         decide({"roc_auc": 0.9}, None, GateConfig(metric="auc"))
+
+
+@pytest.mark.parametrize(
+    ("summary", "tag", "promote"),
+    [
+        ({}, "no", True),
+        ({"resumed": False, "resume_exact": None}, "no", True),
+        ({"resumed": True, "resume_exact": True}, "exact", True),
+        ({"resumed": True, "resume_exact": False}, "inexact", False),
+    ],
+)
+def test_an_inexact_resume_is_never_promoted(summary, tag, promote):
+    from pipeline.registry.gate import fresh_run_only, resume_tag
+
+    decision = fresh_run_only(decide({"roc_auc": 0.9, "sensitivity": 0.9}, None, GATE), summary)
+    assert resume_tag(summary) == tag
+    assert decision.promote is promote
+    if not promote:
+        assert decision.reason.startswith(
+            "the model comes from an inexact resume (tag train.resumed=inexact)"
+        )

@@ -238,3 +238,47 @@ def test_two_phase_fine_tuning_of_a_pretrained_backbone(in_tmp):
     assert n_frozen == 2  # phase 1: only the softmax head (kernel, bias)
     n_backbone = len(donor.get_layer(BACKBONE).trainable_weights)
     assert 2 < n_fine < n_backbone  # phase 2: the head + the top of the backbone
+
+
+def _kill_after(epoch_index: int):
+    import keras
+
+    class KillAfter(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == epoch_index:
+                raise _Kill("simulated kill")
+
+    return KillAfter()
+
+
+def test_a_resumed_train_is_the_uninterrupted_run(in_tmp):
+    """Kill after epoch 2 of 4 and resume: weights and history equal one uninterrupted run exactly
+    (seed generators of dropout/augmentation, plateau/early-stopping counters restored)."""
+    from pipeline.stages import train
+
+    inputs = make_project(in_tmp)
+    cfg = tiny_cfg(epochs=4, cache_mb=0, dropout=0.3, reduce_lr_patience=1, early_stopping_patience=2)
+    a, b = outputs_in(in_tmp, "_a"), outputs_in(in_tmp, "_b")
+    train.run(cfg, inputs, a)
+    with pytest.raises(_Kill):
+        train.train(cfg, inputs, b, callbacks=(_kill_after(1),))
+    train.run(cfg, inputs, b)
+    summary = json.loads((b["model"] / "train_summary.json").read_text())
+    assert summary["resumed"] is True and summary["resume_exact"] is True
+    assert summary["epochs_this_run"][0] == 3
+    for wa, wb in zip(_weights(a["model"]), _weights(b["model"]), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    pd.testing.assert_frame_equal(pd.read_csv(a["history"]), pd.read_csv(b["history"]))
+
+
+def test_a_resume_without_its_rng_state_is_marked_inexact(in_tmp):
+    from pipeline.stages import train
+
+    inputs, outs = make_project(in_tmp), outputs_in(in_tmp)
+    cfg = tiny_cfg(epochs=2)
+    with pytest.raises(_Kill):
+        train.train(cfg, inputs, outs, callbacks=(_kill_after(0),))
+    (outs["checkpoints"] / "backup_train" / "resume_state.json").unlink()  # e.g. an older backup
+    train.run(cfg, inputs, outs)
+    summary = json.loads((outs["model"] / "train_summary.json").read_text())
+    assert summary["resumed"] is True and summary["resume_exact"] is False

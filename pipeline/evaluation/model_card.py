@@ -38,7 +38,12 @@ def split_facts(splits_dir: Path, classes: list[str]) -> list[dict]:
         path = Path(splits_dir) / f"{name}.csv"
         if not path.is_file():
             continue
-        df = pd.read_csv(path, usecols=lambda c: c in ("label", "patient_id"))
+        df = pd.read_csv(
+            path,
+            usecols=lambda c: c in ("label", "patient_id"),
+            dtype={"patient_id": str},
+            keep_default_na=False,
+        )
         counts = df["label"].value_counts() if "label" in df.columns else pd.Series(dtype=int)
         rows.append(
             {

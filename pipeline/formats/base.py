@@ -20,7 +20,11 @@ from pipeline.config import DataConfig
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
+# What OpenCV decodes (validate decides whether each one is a good image); a subset of what
+# ingest keeps (pipeline.sources.files.DATA_SUFFIXES).
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".jfif", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pgm", ".ppm", ".pnm"}
+)
 JUNK_NAMES = frozenset({"__macosx", "thumbs.db", "desktop.ini"})
 
 
@@ -68,7 +72,13 @@ class Regrouped:
     positive: str | None
     rows: list[dict[str, Any]]
     ignored: Counter[str] = field(default_factory=Counter)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) of every ignored file
     notes: dict[str, Any] = field(default_factory=dict)
+
+    def skip(self, path: str, reason: str) -> None:
+        """Leave a file out: counted by reason and listed in data/interim/skipped.csv."""
+        self.ignored[reason] += 1
+        self.skipped.append((path, reason))
 
 
 def common_ignore(rel: PurePosixPath, suffixes: frozenset[str] = IMAGE_SUFFIXES) -> str | None:
@@ -132,7 +142,7 @@ class PathAdapter:
             skip = self.ignore(f.rel, data)
             result = Ignored(skip) if skip else self.parse(f.rel, data)
             if isinstance(result, Ignored):
-                out.ignored[result.reason] += 1
+                out.skip(f.path, result.reason)
             elif isinstance(result, FormatIssue):
                 out.rows.append(error_row(f, result.reason))
             else:

@@ -3,7 +3,7 @@
 Published layout: `[chest_xray/][train|val|test/]<NORMAL|PNEUMONIA>/<file>.jpeg`; the Kaggle zip also
 holds a second `chest_xray/chest_xray/` copy (exact copies are dropped by the regroup stage) and
 `__MACOSX/` junk (ignored). Names: `IM-0115-0001.jpeg` / `NORMAL2-IM-1427-0001.jpeg` (normal; patient
-`IM-0115` / `NORMAL2-IM-1427`) and `person<N>_<bacteria|virus>_<M>.jpeg` (patient `person<N>`).
+`IM-0115` / `NORMAL2-IM-1427`) and `person<N>_<bacteria|virus>_<M>[_<K>].jpeg` (patient `person<N>`).
 `data.classes`: binary -> NORMAL/PNEUMONIA (positive PNEUMONIA); three -> NORMAL/BACTERIA/VIRUS.
 """
 
@@ -16,7 +16,8 @@ from pipeline.config import DataConfig
 from pipeline.formats.base import FormatIssue, Parsed, PathAdapter
 
 NORMAL_RE = re.compile(r"^(?P<pid>(?:NORMAL2-)?IM-\d+)-\d+(?:-\d+)*\.jpe?g$", re.IGNORECASE)
-PNEUMONIA_RE = re.compile(r"^(?P<pid>person\d+)_(?P<kind>bacteria|virus)_\d+\.jpe?g$", re.IGNORECASE)
+# the published set also has extra numbered parts, e.g. person447_virus_921_1.jpeg
+PNEUMONIA_RE = re.compile(r"^(?P<pid>person\d+)_(?P<kind>bacteria|virus)_\d+(?:_\d+)*\.jpe?g$", re.IGNORECASE)
 SPLITS = {"train": "train", "val": "val", "test": "test"}
 
 

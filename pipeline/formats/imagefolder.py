@@ -89,4 +89,25 @@ class ImageFolderAdapter(PathAdapter):
         if self.layout is not None:
             return super().regroup(files, data, extracted)
         rels = [f.rel for f in files if self.ignore(f.rel, data) is None]
-        return ImageFolderAdapter(Layout.infer(rels, data)).regroup(files, data, extracted)
+        layout = Layout.infer(rels, data)
+        refuse_imageless_classes(files, layout, data, self)
+        return ImageFolderAdapter(layout).regroup(files, data, extracted)
+
+
+def refuse_imageless_classes(
+    files: list[RawFile], layout: Layout, data: DataConfig, adapter: PathAdapter
+) -> None:
+    """DataError for a class folder whose files are all skipped (e.g. only .dcm): it would vanish
+    from labels.json. (A folder with no files at all never reaches data/raw: ingest mirrors files.)"""
+    skipped: dict[str, list[str]] = {}
+    for f in files:
+        parts = f.rel.parts[layout.strip :]
+        reason = adapter.ignore(f.rel, data)
+        if len(parts) >= 2 and parts[0] not in layout.classes and reason and not reason.startswith("hidden"):
+            skipped.setdefault(parts[0], []).append(f"{f.rel.name} ({reason})")
+    if skipped:
+        name, what = next(iter(sorted(skipped.items())))
+        raise DataError(
+            f"class folder {name}/ holds no image OpenCV can read, only {len(what)} skipped file(s), e.g. "
+            f"{what[0]}; convert them to PNG or remove the folder ({len(skipped)} such folder(s))"
+        )

@@ -88,7 +88,7 @@ class MedmnistAdapter:
         for f in files:
             reason = common_ignore(f.rel, frozenset({".npz"}))
             if reason:
-                out.ignored[reason] += 1
+                out.skip(f.path, reason)
             else:
                 npz_files.append(f)
         if len(npz_files) > 1:

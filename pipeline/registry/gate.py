@@ -66,3 +66,22 @@ def decide(challenger: dict, champion: dict | None, cfg: GateConfig) -> Decision
     return Decision(
         True, f"{cfg.metric} improved by {gate_delta:+.4f}; guard metrics within max_drop", deltas
     )
+
+
+def resume_tag(train_summary: dict) -> str:
+    """`train.resumed` tag: no | exact (same model as one run) | inexact (RNG state not restored)."""
+    if not train_summary.get("resumed"):
+        return "no"
+    return "inexact" if train_summary.get("resume_exact") is False else "exact"
+
+
+def fresh_run_only(decision: Decision, train_summary: dict) -> Decision:
+    """Never promote a model from an inexact resume: it is not what a fresh run would give."""
+    if not decision.promote or resume_tag(train_summary) != "inexact":
+        return decision
+    return Decision(
+        False,
+        "the model comes from an inexact resume (tag train.resumed=inexact): promotion needs a fresh "
+        "run (remove checkpoints/ and run dvc repro -f train)",
+        decision.deltas,
+    )

@@ -15,7 +15,23 @@ from pipeline.errors import DataError
 log = logging.getLogger(__name__)
 
 # Files ingest mirrors (and lists in the raw manifest). .npz carries MedMNIST arrays.
-DATA_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npz"})
+DATA_SUFFIXES = frozenset(
+    {
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".jfif",
+        ".tif",
+        ".tiff",
+        ".bmp",
+        ".webp",
+        ".gif",
+        ".pgm",
+        ".ppm",
+        ".pnm",
+        ".npz",
+    }
+)
 # OS clutter that is never data (compared lower-case); names starting with "." are skipped too.
 IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx"})
 MAX_NAME_BYTES = 255  # one path component, as ext4/xfs/btrfs/APFS allow

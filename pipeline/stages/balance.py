@@ -101,7 +101,9 @@ def oversample(df: pd.DataFrame, final_dir: Path, write_dir: Path, cfg: BalanceC
                 row = group.loc[i].to_dict()
                 row.update(path=(final_dir / rel).as_posix(), bytes=size, sha256=digest)
                 row.update(source_path=group.at[i, "path"], augmented=True)
-                row.update(height=shape[0], width=shape[1], channels=shape[2], dtype="uint8")
+                row.update(height=shape[0], width=shape[1], channels=shape[2])  # dtype kept: same depth
+                if "warning" in row:
+                    row["warning"] = ""  # a fresh PNG: the source's trailing bytes / EXIF are not in it
                 rows.append(row)
                 bar.update()
     added = pd.DataFrame(rows, columns=list(df.columns))

@@ -82,8 +82,11 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     champ, rescored = (None, False)
     if champion is not None:
         champ, rescored = champion_metrics(client, champion, hashes["test"], splits_dir, cfg)
-    decision = gate.decide(flat_metrics(metrics), champ, cfg.gate)
+    summary_path = models_dir / "train_summary.json"
+    train_summary = manifest.read_json(summary_path) if summary_path.is_file() else {}
+    decision = gate.fresh_run_only(gate.decide(flat_metrics(metrics), champ, cfg.gate), train_summary)
     tags = version_tags(cfg, metrics, hashes) | _gate_tags(decision, champion, champ, rescored, cfg)
+    tags["train.resumed"] = gate.resume_tag(train_summary)
 
     model_files = [models_dir / n for n in MODEL_FILES + OPTIONAL_MODEL_FILES if (models_dir / n).is_file()]
     files = [(registry.MODEL_ARTIFACT_DIR, p) for p in model_files] + [("reports", inputs["metrics"])]

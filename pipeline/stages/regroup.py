@@ -3,7 +3,8 @@
 The adapter for `data.format` (pipeline/formats) reads labels, patients and official splits from
 the dataset's published naming convention. Files that break the convention are kept as rows with a
 `format_error` reason (validate quarantines them); ignored files (read-mes, masks, OS junk) and
-exact copies (same name and sha256, e.g. the doubled trees in Kaggle zips) are counted, not listed.
+exact copies (same name and sha256, e.g. the doubled trees in Kaggle zips) are no rows: they are
+listed with their reason in skipped.csv (output `skipped`), which validate counts in its summary.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pipeline.formats.views import build_class_view, fresh_dirs
 
 log = logging.getLogger(__name__)
 INT_COLUMNS = ("bytes", "label", "x", "y", "magnification")
+SKIPPED_COLUMNS = ["path", "reason", "detail"]
 
 
 def raw_files(df: pd.DataFrame, raw: Path) -> list[RawFile]:
@@ -51,16 +53,33 @@ def to_frame(result: Regrouped) -> pd.DataFrame:
     return df.sort_values("path", kind="stable").reset_index(drop=True)
 
 
-def drop_copies(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Drop exact copies (same file name and sha256), keeping the copy nearest the raw root."""
+def drop_copies(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Drop exact copies (same file name and sha256), keeping the copy nearest the raw root;
+    returns the kept rows and (path, reason, detail) of the dropped ones."""
     name = df["path"].str.rsplit("/", n=1).str[-1]
     depth = df["path"].str.count("/")
     order = pd.DataFrame({"name": name, "sha": df["sha256"], "depth": depth, "path": df["path"]})
     order = order.sort_values(["depth", "path"], kind="stable")
     dup = order.duplicated(["name", "sha"], keep="first").reindex(df.index)
+    kept_path = order.groupby(["name", "sha"])["path"].transform("first").reindex(df.index)
+    dropped = pd.DataFrame(
+        {
+            "path": df.loc[dup, "path"],
+            "reason": "exact copy",
+            "detail": "same name and bytes as " + kept_path[dup],
+        }
+    )
     if dup.any():
         log.warning("ignored %d exact copies, e.g. %s", int(dup.sum()), df.loc[dup, "path"].iloc[0])
-    return df[~dup].reset_index(drop=True), int(dup.sum())
+    return df[~dup].reset_index(drop=True), dropped.reset_index(drop=True)
+
+
+def skipped_frame(result: Regrouped, copies: pd.DataFrame) -> pd.DataFrame:
+    """Every raw file that is not a manifest row, with the reason (validate counts them)."""
+    ignored = pd.DataFrame(result.skipped, columns=["path", "reason"]).assign(detail="")
+    frames = [f for f in (ignored, copies) if len(f)]
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SKIPPED_COLUMNS)
+    return out[SKIPPED_COLUMNS].sort_values("path", kind="stable").reset_index(drop=True)
 
 
 def positive_class(cfg: Config, result: Regrouped) -> str | None:
@@ -92,7 +111,7 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     with fresh_dirs(outputs["class_view"], outputs["extracted"]):
         result = adapter.regroup(files, cfg.data, outputs["extracted"])
         df = to_frame(result) if result.rows else pd.DataFrame(columns=["path", "format_error"])
-        df, copies = drop_copies(df) if len(df) else (df, 0)
+        df, copies = drop_copies(df) if len(df) else (df, pd.DataFrame(columns=SKIPPED_COLUMNS))
         errors = df[df["format_error"].notna()]
         if len(errors) == len(df):
             raise nothing_found(cfg, inputs["raw"], adapter.example, errors)
@@ -101,6 +120,8 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
         labels = {"format": cfg.data.format, "classes": result.classes, "positive": positive}
         manifest.write_json(labels, outputs["labels"])
         manifest.write(df, outputs["manifest"])
+        if "skipped" in outputs:
+            manifest.write(skipped_frame(result, copies), outputs["skipped"])
     for path, reason in errors[["path", "format_error"]].head(20).itertuples(index=False):
         log.warning("format error: %s: %s", path, reason)
     images = df[df["format_error"].isna()]
@@ -112,7 +133,7 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
         "per_class": {str(k): int(v) for k, v in images["class_name"].value_counts().sort_index().items()},
         "format_errors": len(errors),
         "ignored": dict(sorted(result.ignored.items())),
-        "exact_copies_dropped": copies,
+        "exact_copies_dropped": len(copies),
         "class_view_links": links,
         "positive": positive,
         **result.notes,

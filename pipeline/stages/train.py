@@ -62,6 +62,12 @@ def _datasets(cfg: Config, train_df: pd.DataFrame, val_df: pd.DataFrame, n_class
     return train_ds, val_ds
 
 
+def resume_exact(members: list[dict]) -> bool | None:
+    """None: nothing resumed; False: some member resumed without its RNG state; True: exact."""
+    flags = [m["resume_exact"] for m in members if m["resumed"]]
+    return all(flags) if flags else None
+
+
 def train(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path], callbacks: tuple = ()) -> dict:
     """The stage body; `callbacks` are extra Keras callbacks (tests use them to simulate a kill)."""
     started = time.perf_counter()
@@ -98,6 +104,7 @@ def train(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path], callba
             {
                 "seed": tcfg.seed,
                 "resumed": resumed,
+                "resume_exact": all(timer.resumes.values()) if resumed else None,
                 "epochs_run": int(table["epoch"].max()),
                 "best_epoch": int(best["epoch"]),
                 f"best_{monitor}": float(best[monitor]),
@@ -112,7 +119,10 @@ def train(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path], callba
     summary = {
         "epochs_run": first["epochs_run"],
         "epochs_this_run": timer.epochs,
-        "resumed": first["resumed"],
+        "resumed": any(m["resumed"] for m in members),
+        # resumed with RNG, callback and data-order state restored: the same model as one run;
+        # False = not reproducible: the register gate will not promote it (train afresh)
+        "resume_exact": resume_exact(members),
         "monitor": monitor,
         "best_epoch": first["best_epoch"],
         f"best_{monitor}": first[f"best_{monitor}"],

@@ -1,10 +1,13 @@
 """validate: decode every image once, quarantine bad rows, check the rest with Great Expectations.
 
-inputs:  manifest (canonical manifest CSV), labels (labels.json from regroup)
-outputs: validated (manifest + height, width, channels, dtype), quarantine (path, reason, detail),
-         summary (everything: per-reason and per-class counts, channels, decode rate, GX timing),
-         metrics (optional; the DVC metrics file: METRIC_KEYS only, numbers, no timings),
-         docs (GX Data Docs site + validation_result.json)
+inputs:  manifest (canonical manifest CSV), labels (labels.json from regroup),
+         skipped (optional: regroup's skipped.csv, files the adapter left out, with a reason),
+         raw (optional: data/raw, for the counts of files ingest did not take, by reason)
+outputs: validated (manifest + height, width, channels, dtype, warning), quarantine (path, reason,
+         detail), summary (everything: per-reason, per-class and skipped counts, channels, decode
+         rate, GX timing), metrics (optional; the DVC metrics file: METRIC_KEYS only, numbers, no
+         timings), docs (GX Data Docs site + validation_result.json), intensity (optional: the
+         dataset-level window for >8-bit images, see pipeline.validation.intensity)
 
 Bad rows are never dropped silently: each lands in quarantine.csv with one reason from
 pipeline.validation.reasons.REASONS. More than validate.max_quarantine_fraction of them, or a
@@ -21,7 +24,8 @@ import pandas as pd
 from pipeline import manifest
 from pipeline.config import Config
 from pipeline.errors import ValidationFailed
-from pipeline.validation import expectations, rows
+from pipeline.sources.state import load_state
+from pipeline.validation import expectations, intensity, rows
 from pipeline.validation.decode import FileCheck, Limits, decode_pass, resolve_workers
 from pipeline.validation.inputs import check_keys, check_params, read_inputs
 from pipeline.validation.reasons import REASONS
@@ -43,6 +47,10 @@ def validation_metrics(summary: dict) -> dict:
     return out
 
 
+DEPTH_COLUMNS = ["low", "high", "significant_bits"]  # >8-bit images: for intensity.json, not kept
+EXAMPLES = 3  # skipped files / warnings named per reason in the log and the summary
+
+
 def check_rows(df: pd.DataFrame, classes: list[str], cfg: Config) -> tuple[pd.DataFrame, float]:
     """df + reason, detail, height, width, channels, dtype, actual sha256; and the decode img/s."""
     problems = rows.row_problems(df, classes)
@@ -53,8 +61,9 @@ def check_rows(df: pd.DataFrame, classes: list[str], cfg: Config) -> tuple[pd.Da
     columns, rate = decode_pass(df.loc[todo, "path"].astype(str).tolist(), shas, limits, v.workers)
     decoded = pd.DataFrame(columns, index=todo, columns=list(FileCheck._fields))
     out = df.join(
-        decoded[["height", "width", "channels", "dtype"]].astype(
-            {"height": "Int64", "width": "Int64", "channels": "Int64", "dtype": "string"}
+        decoded[["height", "width", "channels", "dtype", "warning", *DEPTH_COLUMNS]].astype(
+            {"height": "Int64", "width": "Int64", "channels": "Int64", "dtype": "string", "warning": "string"}
+            | dict.fromkeys(DEPTH_COLUMNS, "Int64")
         )
     )
     out["reason"] = problems["reason"]
@@ -84,6 +93,19 @@ def enforce_limit(quarantine: pd.DataFrame, n_rows: int, cfg: Config, where: Pat
     )
 
 
+def skipped_files(path: Path | None) -> dict:
+    """{reason: {count, examples}} from regroup's skipped.csv (files never in the manifest), logged."""
+    if path is None:
+        return {}
+    df = manifest.read(path, ["path", "reason"])
+    out = {}
+    for reason, group in df.groupby("reason", sort=True):
+        examples = group["path"].head(EXAMPLES).tolist()
+        out[str(reason)] = {"count": len(group), "examples": examples}
+        log.warning("skipped %d file(s): %s, e.g. %s", len(group), reason, ", ".join(examples))
+    return out
+
+
 def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     """Validate inputs["manifest"]; write validated, quarantine, summary and docs (see module doc)."""
     check_keys(inputs, outputs)
@@ -93,8 +115,16 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     bad = checked["reason"] != ""
     quarantine = checked.loc[bad, QUARANTINE_COLUMNS].reset_index(drop=True)
     enforce_limit(quarantine, len(checked), cfg, outputs["quarantine"])
-    validated = checked.loc[~bad].drop(columns=["reason", "detail", "format_error"], errors="ignore")
+    window = intensity.dataset_window(checked.loc[~bad])
+    validated = checked.loc[~bad].drop(
+        columns=["reason", "detail", "format_error", *DEPTH_COLUMNS], errors="ignore"
+    )
+    validated["warning"] = validated["warning"].fillna("")
     validated = validated.reset_index(drop=True)
+    skipped = skipped_files(inputs.get("skipped"))
+    not_ingested = load_state(Path(inputs["raw"])).get("skipped", {}) if "raw" in inputs else {}
+    if not_ingested:
+        log.warning("not ingested (see the ingest log for examples): %s", not_ingested)
     gx_summary = expectations.run_suite(validated, classes, cfg, outputs["docs"])
     channels = validated["channels"].value_counts().sort_index()
     if cfg.preprocess.channels not in channels.index:
@@ -112,6 +142,11 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
         "classes": {name: int((validated["class_name"] == name).sum()) for name in classes},
         "n_patients": int(validated["patient_id"].nunique()),
         "channels": {str(int(c)): int(n) for c, n in channels.items()},
+        "n_skipped": sum(v["count"] for v in skipped.values()),
+        "skipped": skipped,
+        "not_ingested": not_ingested,
+        "n_warnings": int((validated["warning"] != "").sum()),
+        "intensity_window": window["window"],
         "decode_img_per_s": round(rate, 1),
         "decode_workers": resolve_workers(cfg.validate.workers),
         **gx_summary,
@@ -121,6 +156,13 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     manifest.write_json(summary, outputs["summary"])
     if outputs.get("metrics"):
         manifest.write_json(validation_metrics(summary), outputs["metrics"])
+    if "intensity" in outputs:
+        manifest.write_json(window, outputs["intensity"])
+    warned = validated[validated["warning"] != ""]
+    for r in warned.head(EXAMPLES).itertuples():
+        log.warning("kept with a warning: %s: %s", r.path, r.warning)
+    if len(warned) > EXAMPLES:
+        log.warning("... %d images kept with a warning in all (validated.csv column 'warning')", len(warned))
     log.info(
         "validate: %d valid, %d quarantined (%s)",
         len(validated),

@@ -24,6 +24,7 @@ from pipeline.training.checkpoints import CheckpointDir
 from pipeline.training.data import EpochShuffle, ManifestDataset
 from pipeline.training.losses import make_loss
 from pipeline.training.optim import make_optimizer
+from pipeline.training.resume import ResumableBackup, capture, read_json, restore, write_json
 from pipeline.training.runtime import Runtime
 from pipeline.training.selection import ValMetrics, WarmupCheckpoint, monitor_of, selection_start
 
@@ -80,6 +81,7 @@ class EpochLog(keras.callbacks.Callback):
         self.n_images = n_images
         self.total_epochs = total_epochs
         self.epochs: list[int] = []  # 1-based epochs run in this session
+        self.resumes: dict[str, bool] = {}  # phase -> resumed with its full state (exact) or not
         self.epoch_seconds: list[float] = []  # training part of each epoch (no validation)
         self.wall_seconds: list[float] = []  # whole epoch, validation included
 
@@ -148,18 +150,19 @@ def _callbacks(cfg: TrainConfig, phase: Phase, ckpt: CheckpointDir, train_ds, va
         lr_control = LearningRateLog()
     monitor, mode = monitor_of(cfg, val_ds.n_classes)
     start = selection_start(cfg)
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor=monitor,
+        mode=mode,
+        patience=cfg.early_stopping_patience,
+        restore_best_weights=True,
+        start_from_epoch=start,
+    )
     return [
         ValMetrics(val_ds),  # first: the callbacks below read its val_auc / val_balanced_accuracy
         EpochShuffle(train_ds),
         timer,
         lr_control,
-        keras.callbacks.EarlyStopping(
-            monitor=monitor,
-            mode=mode,
-            patience=cfg.early_stopping_patience,
-            restore_best_weights=True,
-            start_from_epoch=start,
-        ),
+        early_stopping,
         WarmupCheckpoint(
             ckpt.best_weights,
             monitor=monitor,
@@ -171,7 +174,8 @@ def _callbacks(cfg: TrainConfig, phase: Phase, ckpt: CheckpointDir, train_ds, va
         ),
         # history row before the backup: a kill in between repeats the epoch (deduplicated)
         keras.callbacks.CSVLogger(str(ckpt.history), append=True),
-        keras.callbacks.BackupAndRestore(str(ckpt.backup(phase.name)), double_checkpoint=True),
+        # last: restores RNG and callback state after the others reset theirs (exact resume)
+        ResumableBackup(str(ckpt.backup(phase.name)), stateful=(lr_control, early_stopping)),
     ]
 
 
@@ -189,9 +193,14 @@ def fit(
     timer = EpochLog(n_images=len(train_ds.paths), total_epochs=cfg.epochs + cfg.fine_tune_epochs)
     for phase in plan_phases(cfg, model):
         done = ckpt.phase_weights(phase.name)
+        done_state = done.with_name(f"{phase.name}.done.state.json")
         if done.is_file():
             log.info("phase %s already finished; loading its weights", phase.name)
             model.load_weights(done)
+            state = read_json(done_state)
+            if state:
+                restore(model, [], state)
+            timer.resumes[phase.name] = bool(state)
             continue
         if phase.backbone in ("frozen", "fine_tune"):
             applications.set_backbone_trainable(model, phase.backbone)
@@ -209,6 +218,7 @@ def fit(
             cfg.optimizer,
             cfg.lr_schedule,
         )
+        callbacks = _callbacks(cfg, phase, ckpt, train_ds, val_ds, timer)
         with runtime.scope():  # JAX's DataParallel distributes each batch only inside its scope
             model.fit(
                 runtime.shardable(train_ds),
@@ -219,10 +229,13 @@ def fit(
                 # the dataset orders its own batches from (seed, epoch); Keras' shuffle would reorder
                 # them with Python's global `random`, which any other code (or a resume) can advance
                 shuffle=False,
-                callbacks=[*_callbacks(cfg, phase, ckpt, train_ds, val_ds, timer), *extra_callbacks],
+                callbacks=[*callbacks, *extra_callbacks],
                 verbose=0,
             )
+        if callbacks[-1].exact is not None:
+            timer.resumes[phase.name] = callbacks[-1].exact
         if ckpt.best_weights.is_file():
             model.load_weights(ckpt.best_weights)
+        write_json(done_state, capture(model, []))  # seed states go on into the next phase
         model.save_weights(done)
     return timer

@@ -20,7 +20,6 @@ SIGNATURES: tuple[tuple[bytes, str], ...] = (
 # JPEG start-of-frame markers (C4 = DHT, C8 = JPG extension, CC = DAC are not frames).
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD9)})
-_TAIL = 64  # bytes at the end searched for the end-of-image marker
 
 
 def sniff(data: bytes) -> str | None:
@@ -33,13 +32,48 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
+def image_end(data: bytes, fmt: str | None) -> int | None:
+    """Offset just past the image's own bytes: after the PNG IEND chunk, after the JPEG FFD9 that
+    follows the frame's scan data (an EXIF thumbnail's FFD9 does not count), len(data) for other
+    formats; None when that end is missing (truncated). Bytes after it are trailing, not damage."""
+    if fmt == "png":
+        pos = data.rfind(b"IEND")
+        if pos < 12 or data[pos - 4 : pos] != b"\x00\x00\x00\x00":
+            return None
+        return min(pos + 8, len(data))  # + CRC
+    if fmt == "jpeg":
+        eoi = data.rfind(b"\xff\xd9")
+        scan = _jpeg_scan(data)
+        if eoi < 0 or (scan is not None and eoi < scan):
+            return None
+        return eoi + 2
+    return len(data)
+
+
 def is_truncated(data: bytes, fmt: str | None) -> bool:
     """True when a PNG lacks its IEND chunk or a JPEG lacks its FFD9 end-of-image marker."""
-    if fmt == "png":
-        return b"IEND" not in data[-_TAIL:]
-    if fmt == "jpeg":
-        return not data.rstrip(b"\x00\r\n\t ").endswith(b"\xff\xd9")
-    return False
+    return image_end(data, fmt) is None
+
+
+def _jpeg_scan(data: bytes) -> int | None:
+    """Offset of the first start-of-scan (FFDA) marker, walking the segments; None if not reached."""
+    pos = 2
+    try:
+        while pos + 4 <= len(data):
+            if data[pos] != 0xFF:
+                return None
+            marker = data[pos + 1]
+            if marker == 0xFF:
+                pos += 1
+            elif marker == 0xDA:
+                return pos
+            elif marker in _STANDALONE_MARKERS:
+                pos += 2
+            else:
+                pos += 2 + struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+    except struct.error:
+        return None
+    return None
 
 
 def png_channels(data: bytes) -> int | None:
@@ -126,3 +160,50 @@ def _webp(data: bytes) -> tuple[int, int] | None:
 
 
 _READERS = {"png": _png, "jpeg": _jpeg, "bmp": _bmp, "gif": _gif, "tiff": _tiff, "webp": _webp}
+
+
+def png_significant_bits(data: bytes) -> int | None:
+    """Significant bits a 16-bit PNG declares in its sBIT chunk (the largest over its channels),
+    or None (not a 16-bit PNG, or no sBIT before the image data)."""
+    if data[12:16] != b"IHDR" or len(data) < 33 or data[24] != 16:
+        return None
+    pos = 33  # after the signature (8) and IHDR (4 + 4 + 13 + 4)
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        if kind == b"sBIT":
+            values = data[pos + 8 : pos + 8 + length]
+            return max(values) if values else None
+        if kind in (b"IDAT", b"IEND"):
+            return None
+        pos += 12 + length
+    return None
+
+
+def exif_orientation(data: bytes) -> int | None:
+    """The EXIF orientation tag (1..8) of a JPEG's APP1 segment, or None when absent."""
+    pos = 2
+    try:
+        while pos + 4 <= len(data) and data[pos] == 0xFF:
+            marker = data[pos + 1]
+            if marker == 0xDA:
+                return None
+            (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+            if marker == 0xE1 and data[pos + 4 : pos + 10] == b"Exif\x00\x00":
+                return _tiff_orientation(data[pos + 10 : pos + 2 + length])
+            pos += 2 + length
+    except (struct.error, IndexError):
+        return None
+    return None
+
+
+def _tiff_orientation(tiff: bytes) -> int | None:
+    order = "<" if tiff[:2] == b"II" else ">"
+    (ifd,) = struct.unpack(order + "I", tiff[4:8])
+    (count,) = struct.unpack(order + "H", tiff[ifd : ifd + 2])
+    for i in range(count):
+        entry = tiff[ifd + 2 + 12 * i : ifd + 14 + 12 * i]
+        if struct.unpack(order + "H", entry[:2])[0] == 0x0112:
+            value = struct.unpack(order + "H", entry[8:10])[0]
+            return value if 1 <= value <= 8 else None
+    return None

@@ -1,0 +1,37 @@
+"""The dataset-level intensity window for images deeper than 8 bits (data/interim/intensity.json).
+
+One window for the whole dataset, so two images of it are never scaled differently:
+- every >8-bit image declares the same PNG sBIT significant bits b and no sample exceeds 2^b - 1
+  (12-bit data stored unscaled in 16-bit PNGs): window [0, 2^b - 1], source "png-sbit";
+- otherwise the observed range over all >8-bit images: [min of minima, max of maxima], "observed".
+8-bit datasets get window null (no mapping). pipeline.images.preprocess(..., window=) applies it;
+the preprocess stage passes it on and train writes it into models/label_map.json (predict reads it).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+def dataset_window(decoded: pd.DataFrame) -> dict:
+    """{"window": [lo, hi] | null, "source", "bits", "n_images_over_8_bit"} from the decode columns
+    (dtype, low, high, significant_bits) of the images that passed validation."""
+    deep = decoded[decoded["dtype"] == "uint16"]
+    if deep.empty:
+        return {"window": None, "source": "8-bit", "bits": 8, "n_images_over_8_bit": 0}
+    low, high = int(deep["low"].min()), int(deep["high"].max())
+    bits = deep["significant_bits"]
+    declared = bits.dropna().astype(int).unique()
+    if bits.notna().all() and len(declared) == 1 and high <= 2 ** int(declared[0]) - 1:
+        b = int(declared[0])
+        window, source = [0, 2**b - 1], "png-sbit"
+    else:
+        b = max(int(high).bit_length(), 1)
+        window, source = ([low, high] if high > low else [0, max(high, 1)]), "observed"
+    result = {"window": window, "source": source, "bits": b, "n_images_over_8_bit": len(deep)}
+    log.info("intensity window for %d images deeper than 8 bits: %s (%s)", len(deep), window, source)
+    return result
