@@ -67,7 +67,6 @@ def run_one(preset: str, raw: dict, test: bool, keep: Path) -> dict:
         split = json.loads(Path("reports/split.json").read_text())
         if test:
             out["test"] = _test_scores()
-        shutil.rmtree("data/raw", ignore_errors=True)  # the copy of kermany-dev; models/ and splits stay
     finally:
         os.chdir(here)
     n_train = summary["n_train"]
@@ -94,9 +93,10 @@ def score_test(preset: str, tag: str, seeds: int) -> None:
     for seed in range(1, seeds + 1):
         here = os.getcwd()
         os.chdir(KEPT / f"{tag}-seed{seed}")
-        try:  # evaluate only: its inputs (models/, data/splits, history) were kept
-            name, ins, outs = stage_io(dvc_files.stages(ROOT / "dvc.yaml")["evaluate"]["cmd"])
-            cli.run_stage(name, Path("params.yaml"), ins, outs)
+        try:  # ingest (the images, if removed) then evaluate on the kept models/ and data/splits
+            for stage in ("ingest", "evaluate"):
+                name, ins, outs = stage_io(dvc_files.stages(ROOT / "dvc.yaml")[stage]["cmd"])
+                cli.run_stage(name, Path("params.yaml"), ins, outs)
             record = {
                 "tag": tag,
                 "seed": seed,
@@ -124,6 +124,9 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     RUNS.parent.mkdir(parents=True, exist_ok=True)
+    if args.score_test:
+        score_test(args.preset, args.score_test, args.seeds)
+        return
     records = []
     for seed in range(1, args.seeds + 1):
         keep = KEPT / f"{args.tag or args.preset}-seed{seed}"
