@@ -32,7 +32,8 @@ def table(path: Path) -> str:
         return ""
     flats = [_flat(r.get("params", {})) for r in runs]
     keys = sorted({k for f in flats for k in f} - {"data.source", "train.seed"})
-    varying = [k for k in keys if len({json.dumps(f.get(k)) for f in flats}) > 1]
+    with_params = [f for f in flats if f]  # test-scoring records carry no params
+    varying = [k for k in keys if len({json.dumps(f.get(k)) for f in with_params}) > 1]
     lines = [
         f"## {path.stem}",
         "",
