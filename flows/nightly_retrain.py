@@ -52,6 +52,7 @@ def nightly_retrain(
     gpu_deployment: str = GPU_DEPLOYMENT,
     git_remote: str = "origin",
     gpu_repo_url: str | None = None,
+    gpu_pull: list[str] | None = None,
 ):
     """Retrain on the latest data and promote the model only when it beats the champion.
 
@@ -65,6 +66,8 @@ def nightly_retrain(
     through `git_remote` (cloned by the worker from gpu_repo_url, default that remote's URL) and the
     data through the default DVC remote; "shared" = the worker runs in project_dir itself (same
     host or a shared volume). gpu_deployment: the deployment to run (`train-stage/train-gpu`).
+    gpu_pull: DVC targets the GPU host pulls besides train's declared deps (e.g. `data/raw` while
+    train still reads the images its manifests name).
     A pool without a live worker fails the run at once (flows/gpu_pool.py).
     """
     logger = get_run_logger()
@@ -86,7 +89,14 @@ def nightly_retrain(
                 ran += repro_stage(root, stage)
             elif gpu_pool:  # the child's own logs show its dvc output
                 ran += train_on_gpu_pool(
-                    root, gpu_handoff, gpu_deployment, git_remote, gpu_repo_url, train_timeout_s, gpu_poll_s
+                    root,
+                    gpu_handoff,
+                    gpu_deployment,
+                    git_remote,
+                    gpu_repo_url,
+                    train_timeout_s,
+                    gpu_poll_s,
+                    gpu_pull,
                 )
             else:
                 ran += train_model.with_options(timeout_seconds=train_timeout_s)(root)

@@ -41,9 +41,9 @@ def checkout_revision(workdir: str, repo_url: str, ref: str, revision: str) -> N
 
 
 @task(name="pull-train-deps", timeout_seconds=SYNC_TIMEOUT_S, **NETWORK_TASK)
-def pull_deps(workdir: str) -> list[str]:
-    """`dvc pull` of the train stage's DVC-tracked deps (not the whole pipeline's data)."""
-    targets = ho.dvc_deps(Path(workdir))
+def pull_deps(workdir: str, extra: list[str] | None = None) -> list[str]:
+    """`dvc pull` of the train stage's DVC-tracked deps (+ `extra`), not the whole pipeline's data."""
+    targets = list(dict.fromkeys(ho.dvc_deps(Path(workdir)) + list(extra or [])))
     if targets:
         _run(["pull", *targets], workdir, SYNC_TIMEOUT_S)
     return targets
@@ -80,12 +80,14 @@ def train_stage(
     revision: str | None = None,
     workdir: str | None = None,
     result_id: str | None = None,
+    extra_targets: list[str] | None = None,
 ) -> dict:
     """Train; returns what ran and, for the git hand-off, the commit holding the new dvc.lock.
 
     shared: `dvc repro train` in project_dir. git: repo_url/ref/revision name the parent's commit,
     workdir is this host's checkout, result_id names the ref the result is pushed to
-    (refs/medpipe/trained/<result_id>, default this flow run's id).
+    (refs/medpipe/trained/<result_id>, default this flow run's id); extra_targets: more DVC
+    targets to pull (inputs train reads without declaring them, e.g. images named in manifests).
     """
     if handoff not in ("shared", "git"):
         raise ho.HandoffFailed(f"handoff must be 'shared' or 'git', not {handoff!r}")
@@ -96,7 +98,7 @@ def train_stage(
         raise ho.HandoffFailed("handoff='git' needs repo_url, ref and revision (the parent passes them)")
     root = str(gpu_workdir(workdir))
     checkout_revision(root, repo_url, ref, revision)
-    pull_deps(root)
+    pull_deps(root, extra_targets)
     ran = train_single.with_options(timeout_seconds=timeout_s)(root)
     push_outs(root)
     return send_revision(root, repo_url, result_id or str(flow_run.id), ran)

@@ -43,10 +43,10 @@ def commit_for_handoff(project_dir: str) -> str:
 
 
 @task(name="publish-revision", timeout_seconds=PUSH_TIMEOUT_S, **NETWORK_TASK)
-def publish_revision(project_dir: str, remote: str) -> dict:
-    """`dvc push` of train's DVC-tracked deps, then HEAD to refs/medpipe/handoff/<run> on `remote`."""
+def publish_revision(project_dir: str, remote: str, extra: list[str] | None = None) -> dict:
+    """`dvc push` of train's DVC-tracked deps (+ extra), then HEAD to refs/medpipe/handoff/<run>."""
     root = Path(project_dir)
-    targets = ho.dvc_deps(root)
+    targets = list(dict.fromkeys(ho.dvc_deps(root) + list(extra or [])))
     if targets:
         _run(["push", *targets], project_dir, PUSH_TIMEOUT_S)
     ref, sha = ho.publish(root, remote, str(flow_run.id))
@@ -83,6 +83,7 @@ def train_on_gpu_pool(
     repo_url: str | None,
     timeout_s: float,
     poll_s: float,
+    extra: list[str] | None = None,
 ) -> list[str]:
     """Train through the deployment; returns ["train"] when it trained, [] when it was up to date."""
     logger = get_run_logger()
@@ -94,7 +95,7 @@ def train_on_gpu_pool(
         base = None
     else:
         commit_for_handoff(root)
-        base = publish_revision(root, remote)
+        base = publish_revision(root, remote, extra)
         url = repo_url or ho.remote_url(Path(root), remote)
         params = {
             "timeout_s": timeout_s,
@@ -103,6 +104,7 @@ def train_on_gpu_pool(
             "ref": base["ref"],
             "revision": base["revision"],
             "result_id": str(flow_run.id),
+            "extra_targets": list(extra or []),
         }
     child = run_on_pool(deployment, params, timeout_s + 600, poll_s, logger)
     if not child.state.is_completed():

@@ -146,6 +146,10 @@ def test_train_goes_to_a_gpu_host_through_git_and_the_dvc_remote(cpu_host, tmp_p
     from prefect.testing.utilities import prefect_test_harness
 
     gpu_dir = tmp_path / "gpu-host"
+    # Until the preprocess stage (#10 item 2) makes train read only data/preprocessed, train reads
+    # the images its manifests name under data/raw without declaring them: pull those too.
+    stages = yaml.safe_load((cpu_host / "dvc.yaml").read_text())["stages"]
+    undeclared = [] if "preprocess" in stages else ["data/raw", "data/interim/extracted"]
     start_head = git(cpu_host, "rev-parse", "HEAD")
     with prefect_test_harness(server_startup_timeout=120):
         env = dict(
@@ -176,6 +180,7 @@ def test_train_goes_to_a_gpu_host_through_git_and_the_dvc_remote(cpu_host, tmp_p
                 gpu_pool=True,
                 gpu_handoff="git",
                 gpu_poll_s=1,
+                gpu_pull=undeclared,
                 network_retry_delay_s=1.0,
                 return_state=True,
             )
@@ -211,7 +216,8 @@ def test_train_goes_to_a_gpu_host_through_git_and_the_dvc_remote(cpu_host, tmp_p
         "dvc.lock",
         "reports/train/history.csv",
     }
-    assert (gpu_dir / "models").is_dir() and not (gpu_dir / "data" / "raw").exists()
+    assert (gpu_dir / "models").is_dir()
+    assert (gpu_dir / "data" / "raw").exists() == bool(undeclared)  # never pulled unless asked
 
     # ... and the parent took that commit and the model from the S3 remote instead of retraining
     subprocess.run(["git", "merge-base", "--is-ancestor", gpu_head, "HEAD"], cwd=cpu_host, check=True)
