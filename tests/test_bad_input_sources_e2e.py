@@ -797,7 +797,7 @@ def test_planted_secret_reaches_no_log_lock_mlflow_or_lineage(tmp_path, moto_end
     outputs = []
     for args in (["dvc", "repro"], ["medpipe", "lineage", "model", "secret-scan@challenger", "--json"]):
         cmd = [sys.executable, "-m", *args] if args[0] == "dvc" else args
-        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=1800)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         outputs.append(proc.stdout + proc.stderr)
     assert "roc_auc" in outputs[1]  # lineage answered
