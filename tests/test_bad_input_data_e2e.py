@@ -408,7 +408,7 @@ ERRORS = {
     "weights-text-file": (
         {"train": {"weights": "notes.txt"}},
         "medpipe: error: params: 'train.weights' is 'notes.txt'; accepted: imagenet, none or the path of a "
-        "Keras .weights.h5 file",
+        "Keras .weights.h5 or *_notop.h5 file",
     ),
     "quarantine-fraction-over-1": (
         {"validate": {"max_quarantine_fraction": 1.5}},
