@@ -292,7 +292,7 @@ def repro_validate(
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,
     )
     return work, proc
 
