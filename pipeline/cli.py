@@ -6,6 +6,7 @@
     medpipe registry history <name>
     medpipe reproduce <name>@<version>
     medpipe preset list | apply NAME [--params params.yaml]
+    medpipe predict <name>@<alias|version> | <model URI> | models/  <image|dir>... [--json|--csv]
     medpipe --version
 
 Paths of stage inputs and outputs are declared once, in dvc.yaml, and passed here.
@@ -169,6 +170,12 @@ def version() -> str:
         return "unknown"
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from pipeline import predict
+
+    return predict.main(args)
+
+
 def add_command(
     sub, name: str, summary: str, description: str, examples: list[str]
 ) -> argparse.ArgumentParser:
@@ -289,6 +296,31 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("name", nargs="?", help="preset name (apply)")
     pre.add_argument("--params", default="params.yaml", help="params file to rewrite (default: params.yaml)")
     pre.set_defaults(func=_cmd_preset)
+
+    pred = add_command(
+        sub,
+        "predict",
+        "score image files with a registered or local model",
+        "Class probabilities (p_<class>) and the label at the val-chosen threshold for each image, "
+        "with the model's own preprocessing (size, channels, intensity window) and TTA setting.",
+        [
+            "medpipe predict medpipe-idc@champion new_patches/ --csv > scores.csv",
+            "medpipe predict models/ img1.png img2.png --json",
+            "medpipe predict models:/medpipe-idc/3 data/raw/10253 --heatmap heatmaps/",
+        ],
+    )
+    pred.add_argument("model", help="<name>@<alias|version>, an MLflow model URI, or a models/ directory")
+    pred.add_argument("inputs", nargs="+", metavar="IMAGE|DIR", help="image files or directories (recursive)")
+    fmt = pred.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="JSON records instead of a table")
+    fmt.add_argument("--csv", action="store_true", help="CSV instead of a table")
+    pred.add_argument("--batch-size", type=int, default=64)
+    pred.add_argument("--threshold", type=float, help="override the recorded operating threshold")
+    pred.add_argument(
+        "--metrics", default="reports/metrics.json", help="threshold source for a models/ directory"
+    )
+    pred.add_argument("--heatmap", metavar="DIR", help="IDC: write one slide heat map per patient here")
+    pred.set_defaults(func=_cmd_predict)
     return parser
 
 

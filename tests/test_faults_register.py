@@ -9,7 +9,7 @@ import boto3
 import pytest
 from mlflow import MlflowClient
 from test_faults_s3 import FaultPolicy, FaultProxy
-from test_register_fixtures import INPUTS, OUTPUTS, cfg, make_project, metrics
+from test_register_fixtures import INPUTS, MODEL_ARTIFACTS, OUTPUTS, cfg, make_project, metrics
 
 from pipeline.errors import MedpipeError
 from pipeline.stages import register
@@ -64,5 +64,5 @@ def test_transient_upload_throttling_is_retried(store: FaultProxy, in_tmp: Path)
     rec = register.run(cfg(artifact_uri=f"s3://{BUCKET}/transient-{in_tmp.name}"), INPUTS, OUTPUTS)
     assert store.policy.throttled == 1 and rec["version"] == "1" and "champion" in rec["aliases"]
     client = MlflowClient()
-    names = {a.path for a in client.list_artifacts(rec["run_id"], "model")}
-    assert names == {"model/model.keras", "model/label_map.json", "model/train_summary.json"}
+    names = {a.path for a in client.list_artifacts(rec["run_id"], "model/artifacts")}
+    assert names == {f"model/artifacts/{n}" for n in MODEL_ARTIFACTS}

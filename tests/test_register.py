@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
-from test_register_fixtures import INPUTS, OUTPUTS, cfg, make_project, metrics
+from test_register_fixtures import INPUTS, MODEL_ARTIFACTS, OUTPUTS, cfg, make_project, metrics
 
 from pipeline.errors import MedpipeError
 from pipeline.registry import champion as registry_champion
@@ -71,8 +71,9 @@ def test_register_twice_gates_and_tags(tracking: str, in_tmp: Path) -> None:
     assert "git.commit" in tags and tags["git.dirty"] in ("true", "false")
     run = client.get_run(client.get_model_version("m", "2").run_id)
     assert run.data.params["gate.metric"] == "roc_auc" and run.data.metrics["roc_auc"] == pytest.approx(0.70)
-    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
-    assert artifacts == {"model/model.keras", "model/label_map.json", "model/train_summary.json"}
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "model/artifacts")}
+    assert artifacts == {f"model/artifacts/{n}" for n in MODEL_ARTIFACTS}
+    assert "model/MLmodel" in {a.path for a in client.list_artifacts(run.info.run_id, "model")}
     splits = {a.path for a in client.list_artifacts(run.info.run_id, "data/splits")}
     assert splits == {"data/splits/train.csv", "data/splits/val.csv", "data/splits/test.csv"}
 

@@ -18,6 +18,8 @@ INPUTS = {
     "splits": Path("data/splits"),
 }
 OUTPUTS = {"record": Path("reports/registered.json"), "page": Path("reports/registered.html")}
+# files under a registered version's model/artifacts/ (the pyfunc model's artifacts)
+MODEL_ARTIFACTS = {"model.keras", "label_map.json", "train_summary.json", "serving.json"}
 
 
 def sha(text: str) -> str:
@@ -29,7 +31,7 @@ def make_project(root: Path, metrics: dict, test_images: int = 4, model_bytes: b
     (root / "models").mkdir(parents=True, exist_ok=True)
     (root / "models" / "model.keras").write_bytes(model_bytes)
     (root / "models" / "label_map.json").write_text(
-        json.dumps({"classes": ["neg", "pos"], "positive": "pos"})
+        json.dumps({"classes": ["neg", "pos"], "positive": "pos", "image_size": 8, "channels": 3})
     )
     (root / "models" / "train_summary.json").write_text(json.dumps({"epochs": 1}))
     splits = root / "data" / "splits"

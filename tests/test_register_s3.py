@@ -54,8 +54,10 @@ def test_artifacts_land_in_bucket_and_dead_store_registers_nothing(
     keys = {
         o["Key"] for o in boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket=BUCKET)["Contents"]
     }
-    assert any(k.startswith("registry/") and k.endswith("/artifacts/model/model.keras") for k in keys)
-    assert any(k.endswith("/artifacts/model/label_map.json") for k in keys)
+    assert any(
+        k.startswith("registry/") and k.endswith("/artifacts/model/artifacts/model.keras") for k in keys
+    )
+    assert any(k.endswith("/artifacts/model/artifacts/label_map.json") for k in keys)
     assert any(k.endswith("/artifacts/data/splits/test.csv") for k in keys)
     client = MlflowClient()
     version = client.get_model_version("m", rec["version"])

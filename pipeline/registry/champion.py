@@ -15,6 +15,7 @@ from pipeline import manifest
 from pipeline.config import Config
 from pipeline.errors import MedpipeError
 from pipeline.registry import client as registry
+from pipeline.registry import mlflow_model
 from pipeline.registry.tags import flat_metrics
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,9 @@ def champion_metrics(
         test_sha256[:12],
     )
     with tempfile.TemporaryDirectory(prefix="medpipe-champion-") as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=champion.source, dst_path=tmp))
+        local = mlflow_model.keras_files(
+            Path(mlflow.artifacts.download_artifacts(artifact_uri=champion.source, dst_path=tmp))
+        )
         if not (local / "model.keras").is_file() or not (local / "label_map.json").is_file():
             raise MedpipeError(
                 f"champion v{champion.version} artifacts at {champion.source} lack model.keras/label_map.json"

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, Run
+from mlflow.entities import DatasetInput, Metric, Param, Run, RunTag
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
@@ -26,12 +27,38 @@ from pipeline.registry.tags import redact
 
 log = logging.getLogger(__name__)
 MODEL_ARTIFACT_DIR = "model"
+LINEAGE_ARTIFACT = "lineage.json"
 HISTORY_PREFIX = "history."
 _BATCH = 100  # MLflow's limit of params per log_batch call
 
 
+def project_root() -> Path:
+    """DVC_ROOT when run by DVC: the project root, also under `dvc exp run` (DVC 3 points it at the
+    parent repo, not the experiment's temp dir); else the working directory."""
+    return Path(os.environ.get("DVC_ROOT") or ".")
+
+
+def dvc_experiment() -> str | None:
+    """The DVC experiment name when run by `dvc exp run` (DVC_EXP_NAME), else None."""
+    return os.environ.get("DVC_EXP_NAME") or None
+
+
 def tracking_uri(cfg: RegistryConfig) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri
+    """MLFLOW_TRACKING_URI, else registry.tracking_uri; a relative sqlite path is taken from the
+    project root, so `dvc exp run --temp/--queue` uses the project's registry, not a new one."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/") and os.environ.get("DVC_ROOT"):
+        uri = prefix + str((project_root() / uri.removeprefix(prefix)).resolve())
+    return uri
+
+
+def _default_artifact_location(uri: str) -> str | None:
+    """Beside a local sqlite DB (its dir/mlruns), wherever the stage runs; None = MLflow's default."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri.removeprefix(prefix) in ("", ":memory:"):
+        return None
+    return str(Path(uri.removeprefix(prefix)).resolve().parent / "mlruns")
 
 
 def connect(cfg: RegistryConfig) -> MlflowClient:
@@ -45,7 +72,8 @@ def experiment_id(client: MlflowClient, cfg: RegistryConfig) -> str:
     """Get or create cfg.experiment; its artifact location must match registry.artifact_uri."""
     exp = client.get_experiment_by_name(cfg.experiment)
     if exp is None:
-        return client.create_experiment(cfg.experiment, artifact_location=cfg.artifact_uri or None)
+        location = cfg.artifact_uri or _default_artifact_location(tracking_uri(cfg))
+        return client.create_experiment(cfg.experiment, artifact_location=location)
     if cfg.artifact_uri and exp.artifact_location.rstrip("/") != cfg.artifact_uri.rstrip("/"):
         raise ConfigError(
             f"params: MLflow experiment '{cfg.experiment}' stores artifacts at "
@@ -55,27 +83,46 @@ def experiment_id(client: MlflowClient, cfg: RegistryConfig) -> str:
     return exp.experiment_id
 
 
+@dataclass
+class RunContent:
+    """Everything register stores in a run; files/dirs are [(artifact dir, local path)]."""
+
+    params: dict[str, str]
+    metrics: dict[str, float]
+    files: list[tuple[str, Path]] = field(default_factory=list)
+    dirs: list[tuple[str, Path]] = field(default_factory=list)
+    json_docs: dict[str, dict] = field(default_factory=dict)
+    step_metrics: list[Metric] = field(default_factory=list)  # per-epoch curves (with step)
+    datasets: list[DatasetInput] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
 def log_run(
-    client: MlflowClient,
-    exp_id: str,
-    params: dict[str, str],
-    metrics: dict[str, float],
-    artifacts: list[tuple[str, Path]],
-    json_artifacts: dict[str, dict],
+    client: MlflowClient, exp_id: str, content: RunContent, run_id: str | None = None, name: str | None = None
 ) -> Run:
-    """One FINISHED run holding params, metrics, JSON documents and files ([(artifact dir, file)])."""
-    run = client.create_run(exp_id)
+    """Store content in run_id (the training's run) or a new run named name; FINISHED on success,
+    FAILED (and MedpipeError) when an artifact cannot be stored. Params already in the run are kept."""
+    run = client.get_run(run_id) if run_id else client.create_run(exp_id, run_name=name)
     run_id = run.info.run_id
     try:
-        items = list(params.items())
+        items = [(k, v) for k, v in content.params.items() if k not in run.data.params]
         for start in range(0, len(items), _BATCH):
             client.log_batch(run_id, params=[Param(k, v) for k, v in items[start : start + _BATCH]])
         stamp = int(datetime.now(UTC).timestamp() * 1000)
-        client.log_batch(run_id, metrics=[Metric(k, v, stamp, 0) for k, v in metrics.items()])
-        for name, obj in json_artifacts.items():
-            client.log_dict(run_id, obj, name)
-        for dest, local in artifacts:
+        metrics = [Metric(k, v, stamp, 0) for k, v in content.metrics.items()]
+        metrics += [Metric(m.key, m.value, m.timestamp or stamp, m.step) for m in content.step_metrics]
+        for start in range(0, len(metrics), 1000):  # MLflow's limit of metrics per log_batch call
+            client.log_batch(run_id, metrics=metrics[start : start + 1000])
+        if content.tags:
+            client.log_batch(run_id, tags=[RunTag(k, v) for k, v in content.tags.items()])
+        if content.datasets:
+            client.log_inputs(run_id, datasets=content.datasets)
+        for doc_name, obj in content.json_docs.items():
+            client.log_dict(run_id, obj, doc_name)
+        for dest, local in content.files:
             client.log_artifact(run_id, str(local), dest)
+        for dest, local in content.dirs:
+            client.log_artifacts(run_id, str(local), dest)
     except Exception as exc:
         client.set_terminated(run_id, "FAILED")
         first = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
@@ -87,15 +134,19 @@ def log_run(
     return client.get_run(run_id)
 
 
-def create_version(client: MlflowClient, name: str, run: Run, tags: dict[str, str]) -> ModelVersion:
-    """Register the run's model/ artifacts as a new version of name, with tags."""
+def create_version(
+    client: MlflowClient, name: str, run: Run, tags: dict[str, str], description: str | None = None
+) -> ModelVersion:
+    """Register the run's model/ artifacts as a new version of name, with tags and a description."""
     try:
         client.create_registered_model(name)
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
     source = f"{run.info.artifact_uri}/{MODEL_ARTIFACT_DIR}"
-    return client.create_model_version(name, source, run_id=run.info.run_id, tags=tags)
+    return client.create_model_version(
+        name, source, run_id=run.info.run_id, tags=tags, description=description
+    )
 
 
 def alias_holder(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -160,13 +211,23 @@ def resolve(client: MlflowClient, ref: str) -> ModelVersion:
     return holder
 
 
+def run_lineage(run_id: str) -> dict | None:
+    """The run's lineage.json artifact (None for runs logged before it existed)."""
+    try:
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{LINEAGE_ARTIFACT}")
+    except Exception:  # noqa: BLE001 - missing artifact: MlflowException or OSError by store
+        return None
+
+
 def version_metrics(client: MlflowClient, mv: ModelVersion) -> dict[str, float]:
-    """Headline metrics of a version: its run's metrics, else its metric.* tags."""
+    """Headline metrics of a version: its run's metrics (not the per-epoch `train/*` curves), else
+    its metric.* tags."""
     if mv.run_id:
         try:
             metrics = client.get_run(mv.run_id).data.metrics
+            metrics = {k: v for k, v in metrics.items() if "/" not in k}
             if metrics:
-                return dict(metrics)
+                return metrics
         except MlflowException:
             log.warning("run %s of %s v%s is gone; using its metric tags", mv.run_id, mv.name, mv.version)
     return {k.removeprefix("metric."): float(v) for k, v in mv.tags.items() if k.startswith("metric.")}

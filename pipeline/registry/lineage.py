@@ -17,7 +17,7 @@ from pipeline import config
 from pipeline.config import RegistryConfig
 from pipeline.registry import client as registry
 from pipeline.registry import index as registry_index
-from pipeline.registry.tags import file_sha256
+from pipeline.registry.tags import file_sha256, lineage_document
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _MD5 = re.compile(r"^[0-9a-fA-F]{32}(\.dir)?$")
@@ -40,11 +40,8 @@ def model_record(client: MlflowClient, ref: str) -> dict:
     mv = registry.resolve(client, ref)
     tags = dict(mv.tags)
     params = dict(client.get_run(mv.run_id).data.params) if mv.run_id else {}
-    dvc: dict[str, dict[str, str]] = {}
-    for key, value in tags.items():
-        if key.startswith("dvc."):
-            stage, _, rest = key.removeprefix("dvc.").partition(".")
-            dvc.setdefault(stage, {})[rest] = value
+    doc = registry.run_lineage(mv.run_id) if mv.run_id else None
+    dvc = doc["dvc"] if doc else lineage_document(tags)["dvc"]  # older versions: dvc.* tags
     return {
         "model_name": mv.name,
         "version": str(mv.version),

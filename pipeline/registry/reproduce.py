@@ -125,6 +125,7 @@ def rebuild(repo: Path, commit: str) -> dict[str, float]:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        env["MEDPIPE_TRAIN_RUN"] = "0"  # a rebuild is no training to track in the registry
         stages = _stages_after_ingest(tree)
         if stages is None:
             log.warning("%s: dvc.lock records no ingest outputs; re-syncing data.source instead", commit[:12])

@@ -5,8 +5,8 @@ Tag schema (all values are strings; MLflow tag keys allow letters, digits, `_ - 
     git.dirty                       "true" when tracked code/params differ from HEAD (DVC's own files
                                     and every output dvc.yaml declares do not count)
     params.sha256                   sha256 of the canonical JSON of the full typed config
-    dvc.<stage>.dep.<path>          md5 of every dep of every stage in dvc.lock
-    dvc.<stage>.out.<path>          md5 of every out (directories end in ".dir")
+    dvc.<stage>.dep.<path>          md5 of every dep of every stage in dvc.lock   } not version tags:
+    dvc.<stage>.out.<path>          md5 of every out (directories end in ".dir")  } run's lineage.json
     data.raw_md5                    md5 of the ingest stage's data/raw output
     data.test_manifest_sha256       sha256 of the bytes of the test split manifest
     data.<split>_manifest_sha256    same for train / val
@@ -152,7 +152,8 @@ def prefect_flow_run_id() -> str:
 def version_tags(
     cfg: Config, metrics: dict, manifest_hashes: dict[str, str], lock_path: Path = Path("dvc.lock")
 ) -> dict[str, str]:
-    """All provenance tags for a new model version (gate.* tags are added by the caller)."""
+    """All provenance tags (gate.* tags are added by the caller), dvc.* included: the lineage document
+    and the lineage index take them all; a version gets key_tags() of them."""
     commit, dirty = git_revision()
     tags = {
         "git.commit": commit,
@@ -164,3 +165,26 @@ def version_tags(
     tags.update({f"data.{split}_manifest_sha256": digest for split, digest in manifest_hashes.items()})
     tags.update({tag_key(f"metric.{k}"): repr(v) for k, v in flat_metrics(metrics).items()})
     return {k: redact(v) for k, v in tags.items()}
+
+
+def key_tags(tags: dict[str, str]) -> dict[str, str]:
+    """What a model version is tagged with: everything but the per-file dvc.<stage>.* hashes, which
+    live in the run's lineage.json artifact (and the lineage index)."""
+    return {k: v for k, v in tags.items() if not k.startswith("dvc.")}
+
+
+def lineage_document(tags: dict[str, str]) -> dict:
+    """lineage.json: git, params hash, data hashes, every dvc.lock dep/out hash per stage, metrics."""
+    dvc: dict[str, dict[str, str]] = {}
+    for key, value in tags.items():
+        if key.startswith("dvc."):
+            stage, _, rest = key.removeprefix("dvc.").partition(".")
+            dvc.setdefault(stage, {})[rest] = value
+    return {
+        "git": {"commit": tags.get("git.commit", ""), "dirty": tags.get("git.dirty", "")},
+        "params_sha256": tags.get("params.sha256", ""),
+        "prefect_flow_run_id": tags.get("prefect.flow_run_id", ""),
+        "data": {k.removeprefix("data."): v for k, v in tags.items() if k.startswith("data.")},
+        "dvc": dvc,
+        "metrics": {k.removeprefix("metric."): v for k, v in tags.items() if k.startswith("metric.")},
+    }

@@ -1,5 +1,6 @@
 """evaluate stage: models/ + data/splits -> reports/metrics.json, reports/diagnostics.json,
-reports/eval/*.csv, reports/report.html.
+reports/eval/*.csv (curves and predictions.csv: path, split, label, p_<class>..., predicted),
+reports/report.html.
 
 The operating threshold is chosen on the val split and applied to test (pipeline.evaluation.
 threshold); test metrics get 95 % CIs by patient (cluster) bootstrap. metrics.json holds at most
@@ -21,6 +22,8 @@ from pipeline.config import Config
 from pipeline.evaluation import curves, metrics_file, report
 from pipeline.evaluation.by_source import source_specific
 from pipeline.evaluation.model_card import file_sha256
+from pipeline.evaluation.prediction_table import FILE_NAME as PREDICTIONS_FILE
+from pipeline.evaluation.prediction_table import prediction_table
 from pipeline.evaluation.report_context import read_history, report_context, report_figures
 from pipeline.evaluation.scoring import Task, evaluate_predictions, load_model, predict_split
 from pipeline.evaluation.threshold import check_config
@@ -69,6 +72,8 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     history = read_history(inputs.get("history"))
     figs = report_figures(task, result, test, test_df, tables, history, int(label_map["channels"]))
     html = report.render(report_context(cfg, task, label_map, train_summary, result, splits_dir, figs))
+    parts = [("val", val_df, val), ("test", test_df, test)]
+    tables[PREDICTIONS_FILE] = prediction_table(task, parts, result["threshold"])
 
     _write_dir(tables, Path(outputs["plots"]))
     _write_text(html, Path(outputs["report"]))

@@ -1,5 +1,13 @@
 """register stage: log the trained model to MLflow, create a tagged version, run the champion gate.
 
+The run is the training's (pipeline.tracking: created by train, continued here) or, when train could
+not log one, a new run built from the train outputs. It gets params, headline metrics, per-epoch
+`train/*` metrics (step = epoch), the split manifests as mlflow.data inputs, the pyfunc model
+(`model/`, pipeline.registry.mlflow_model), report.html, reports/eval, the validation summary,
+history.csv and lineage.json (every dvc.lock hash); it is renamed `<model>-v<version>`. The version
+gets a few key tags (git, params hash, data hashes, metric.*, gate.*) and the gate decision as its
+description. Under `dvc exp run` (DVC_EXP_NAME) the run is logged but no version or alias changes.
+
 Order matters for "no half-registered model": gate decision and tags are computed first, then
 the run and all its artifacts are stored, and only then is the model version created (with all
 tags in one call) and the aliases moved: `challenger` always, `champion` when the gate promotes.
@@ -9,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,14 +28,20 @@ from pipeline.errors import DataError
 from pipeline.evaluation import report_header
 from pipeline.manifest import SPLITS
 from pipeline.registry import client as registry
-from pipeline.registry import gate
+from pipeline.registry import gate, mlflow_model, run_content
 from pipeline.registry import index as registry_index
 from pipeline.registry.champion import champion_metrics
-from pipeline.registry.tags import file_sha256, flat_metrics, flat_params, version_tags
+from pipeline.registry.tags import (
+    file_sha256,
+    flat_metrics,
+    flat_params,
+    key_tags,
+    lineage_document,
+    version_tags,
+)
 
 log = logging.getLogger(__name__)
 MODEL_FILES = ("model.keras", "label_map.json")
-OPTIONAL_MODEL_FILES = ("train_summary.json",)
 
 
 def _check_inputs(models_dir: Path, splits_dir: Path) -> dict[str, Path]:
@@ -59,6 +75,70 @@ def _finite(values: dict[str, float]) -> dict[str, float | None]:
     return {k: (v if math.isfinite(v) else None) for k, v in values.items()}
 
 
+def _example_paths(test_csv: Path) -> list[str]:
+    """An input example for the pyfunc signature: the first test image that exists here."""
+    paths = manifest.read(test_csv, ["path"])["path"].astype(str).head(20)
+    return [p for p in paths if Path(p).is_file()][:1]
+
+
+def _experiment_record(
+    cfg: Config, run_id: str, experiment: str, decision, champion, outputs, started, tags: dict
+) -> dict:
+    """Under `dvc exp run`: the run is logged, but no version is created and no alias moves."""
+    record = {
+        "model_name": cfg.registry.model_name,
+        "version": None,
+        "run_id": run_id,
+        "aliases": [],
+        "dvc_experiment": experiment,
+        "gate": {
+            "promote": False,
+            "would_promote": decision.promote,
+            "reason": decision.reason,
+            "metric": cfg.gate.metric,
+            "deltas": _finite(decision.deltas),
+            "champion_version": str(champion.version) if champion else None,
+        },
+        "registered_at": report_header.utc_now(),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    manifest.write_json(record, outputs["record"])
+    if outputs.get("page"):  # the page DVC expects, saying that nothing was registered
+        would = "would promote" if decision.promote else "would not promote"
+        shown = record | {
+            "version": f"- (DVC experiment {experiment}: not registered)",
+            "gate": record["gate"] | {"reason": f"{would}: {decision.reason}"},
+        }
+        page = report_header.registered_page(shown, tags["git.commit"], tags["git.dirty"] == "true")
+        Path(outputs["page"]).write_text(page, encoding="utf-8")
+    log.info(
+        "DVC experiment %s: logged MLflow run %s; no model version registered, no alias moved "
+        "(the gate %s: %s)",
+        experiment,
+        run_id,
+        "would promote" if decision.promote else "would reject",
+        decision.reason,
+    )
+    return record
+
+
+def _description(cfg: Config, decision: gate.Decision, metrics: dict, champion, tags: dict) -> str:
+    """The version's description: the gate decision first, then what was measured and from where."""
+    verdict = "Promoted to champion" if decision.promote else "Not promoted (challenger only)"
+    metric = cfg.gate.metric
+    value = flat_metrics(metrics).get(metric)
+    lines = [
+        f"{verdict}: {decision.reason}.",
+        f"{metric} {value:.4f} on {metrics.get('n_test', '?')} test images "
+        f"({metrics.get('n_test_patients', '?')} patients); threshold {metrics.get('threshold')} chosen on val."
+        if value is not None
+        else f"{metric}: not measured.",
+        f"Champion at registration: {'v' + str(champion.version) if champion else 'none'}. "
+        f"git {tags.get('git.commit', 'unknown')[:12]}{' (dirty)' if tags.get('git.dirty') == 'true' else ''}.",
+    ]
+    return "\n".join(lines)
+
+
 def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     started = time.perf_counter()
     models_dir, splits_dir = inputs["model"], inputs["splits"]
@@ -88,20 +168,46 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     tags = version_tags(cfg, metrics, hashes) | _gate_tags(decision, champion, champ, rescored, cfg)
     tags["train.resumed"] = gate.resume_tag(train_summary)
 
-    model_files = [models_dir / n for n in MODEL_FILES + OPTIONAL_MODEL_FILES if (models_dir / n).is_file()]
-    files = [(registry.MODEL_ARTIFACT_DIR, p) for p in model_files] + [("reports", inputs["metrics"])]
-    files += [("reports", inputs["diagnostics"])] if inputs.get("diagnostics") else []
-    files += [("data/splits", p) for p in split_paths.values()]
-    run = registry.log_run(
-        client, exp_id, flat_params(cfg), flat_metrics(metrics), files, {"metrics_full.json": metrics}
+    diagnostics_file = [("reports", inputs["diagnostics"])] if inputs.get("diagnostics") else []
+    params = flat_params(cfg)
+    train_run = run_content.training_run(client, models_dir, registry.tracking_uri(cfg.registry), params)
+    experiment = registry.dvc_experiment()
+    report_files, report_dirs = run_content.report_artifacts(inputs)
+    run_tags = {k: v for k, v in key_tags(tags).items() if not k.startswith(("metric.", "gate."))}
+    if experiment is not None:
+        run_tags |= {
+            "dvc.exp_name": experiment,
+            "dvc.exp_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", ""),
+        }
+    content = registry.RunContent(
+        params,
+        flat_metrics(metrics),
+        files=[("reports", inputs["metrics"]), *diagnostics_file, *report_files]
+        + [("data/splits", p) for p in split_paths.values()],
+        json_docs={registry.LINEAGE_ARTIFACT: lineage_document(tags)},
+        step_metrics=run_content.epoch_metrics(client, train_run, inputs.get("history")),
+        datasets=run_content.dataset_inputs(split_paths, hashes),
+        tags=run_tags,
     )
+    run_name = f"{name}-exp-{experiment}" if experiment else f"{name}-register"
+    with tempfile.TemporaryDirectory(prefix="medpipe-register-") as tmp:
+        pyfunc_dir = Path(tmp) / registry.MODEL_ARTIFACT_DIR
+        mlflow_model.save(models_dir, diagnostics | metrics, pyfunc_dir, _example_paths(split_paths["test"]))
+        content.dirs = [(registry.MODEL_ARTIFACT_DIR, pyfunc_dir), *report_dirs]
+        run = registry.log_run(client, exp_id, content, run_id=train_run, name=run_name)
     run_id = run.info.run_id
+    if experiment is not None:
+        client.update_run(run_id, name=run_name)
+        return _experiment_record(cfg, run_id, experiment, decision, champion, outputs, started, tags)
 
     index = registry_index.index_path(registry.tracking_uri(cfg.registry))
     frames = {s: (hashes[s], manifest.read(p, ["path", "sha256"])) for s, p in split_paths.items()}
     registry_index.record_run(index, run_id, frames, {k: v for k, v in tags.items() if k.startswith("dvc.")})
-    version = str(registry.create_version(client, name, run, tags).version)
+    description = _description(cfg, decision, metrics, champion, tags)
+    version = str(registry.create_version(client, name, run, key_tags(tags), description).version)
     registry_index.record_version(index, run_id, name, version)
+    client.update_run(run_id, name=f"{name}-v{version}")
+    client.set_tag(run_id, run_content.REGISTERED_TAG, version)
 
     registry.set_alias(client, name, "challenger", version, "registered")
     if decision.promote:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import manifest
+from pipeline import manifest, tracking
 from pipeline.config import Config
 from pipeline.errors import ConfigError, DataError
 from pipeline.models import applications, build_model, ensemble
@@ -165,4 +165,14 @@ def train(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path], callba
 
 
 def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
-    return train(cfg, inputs, outputs)
+    """train() inside an MLflow run when MLflow is available (pipeline.tracking; optional)."""
+    tracked = tracking.TrainingRun.start(cfg)
+    try:
+        result = train(cfg, inputs, outputs, callbacks=tracked.callbacks() if tracked else ())
+    except BaseException as exc:
+        if tracked:
+            tracked.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    if tracked:
+        tracked.finish(outputs["model"])
+    return result

@@ -1,0 +1,168 @@
+"""Scoring new images with a trained model: the one prediction path of `medpipe predict` and of the
+MLflow pyfunc model (pipeline.registry.mlflow_model).
+
+Preprocessing is the pipeline's own: `images.preprocess(path, image_size, channels, window)` with the
+values the model was trained with (label_map.json). Probabilities are the model's softmax, averaged
+over the trained flips when the evaluate stage used TTA, so they match reports/eval/predictions.csv.
+The label applies the operating threshold the evaluate stage chose on val (binary tasks: positive
+when P(positive) >= threshold) or the argmax (multi-class tasks, or no threshold recorded).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from pipeline import images
+from pipeline.errors import DataError
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+DEFAULT_BATCH = 64
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """Everything besides the weights that turns image files into the evaluate stage's numbers."""
+
+    classes: list[str]
+    positive: str | None  # the class scored as positive (binary tasks), else None
+    threshold: float | None  # val-chosen operating threshold on P(positive); None = argmax
+    image_size: int
+    channels: int
+    window: list[float] | None = None  # dataset intensity window for > 8-bit images
+    tta: bool = False
+    threshold_rule: str = ""
+
+    @classmethod
+    def from_label_map(cls, label_map: dict, metrics: dict | None = None) -> ServingConfig:
+        """From models/label_map.json and (optionally) the evaluate stage's metrics.json."""
+        metrics = metrics or {}
+        classes = [str(c) for c in label_map.get("classes") or []]
+        if len(classes) < 2:
+            raise DataError("label_map.json lists fewer than 2 classes; re-run the train stage")
+        positive = label_map.get("positive")
+        binary = positive is not None and positive in classes and len(classes) == 2
+        threshold = metrics.get("threshold") if binary else None
+        window = label_map.get("window")
+        return cls(
+            classes=classes,
+            positive=str(positive) if binary else None,
+            threshold=float(threshold) if isinstance(threshold, int | float) else None,
+            image_size=int(label_map["image_size"]),
+            channels=int(label_map["channels"]),
+            window=[float(v) for v in window] if window else None,
+            tta=bool(metrics.get("tta", False)),
+            threshold_rule=str(metrics.get("threshold_rule", "")),
+        )
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> ServingConfig:
+        return cls(**{k: doc[k] for k in cls.__dataclass_fields__ if k in doc})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def columns(self) -> list[str]:
+        return [f"p_{c}" for c in self.classes]
+
+    def labels(self, proba: np.ndarray) -> list[str]:
+        """Class name per row: thresholded P(positive) for binary tasks, argmax otherwise."""
+        if self.positive is None or self.threshold is None:
+            idx = proba.argmax(axis=1)
+        else:
+            pos = self.classes.index(self.positive)
+            idx = np.where(proba[:, pos] >= self.threshold, pos, 1 - pos)
+        return [self.classes[i] for i in idx]
+
+
+def load_batch(paths: Sequence[str], cfg: ServingConfig, workers: int = 2) -> np.ndarray:
+    """uint8 (N, S, S, C) via images.preprocess; DataError naming the first unreadable file."""
+    window = tuple(cfg.window) if cfg.window else None
+
+    def one(path: str) -> np.ndarray:
+        try:
+            return images.preprocess(path, cfg.image_size, cfg.channels, window=window)
+        except (OSError, images.DecodeError) as exc:
+            raise DataError(f"cannot read image {path} ({exc})") from exc
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # OpenCV releases the GIL
+        return np.stack(list(pool.map(one, paths)))
+
+
+def predict_array(model, x: np.ndarray, tta: bool) -> np.ndarray:
+    """Softmax of one uint8 batch, averaged over the trained flips when tta (as evaluate does)."""
+    from pipeline.training.data import tta_axes
+
+    views = [x, *(np.flip(x, axis=a) for a in (tta_axes(model) if tta else ()))]
+    probs = [np.asarray(model.predict_on_batch(v.astype(np.float32))) for v in views]
+    return np.mean(probs, axis=0).astype(np.float32)
+
+
+class Predictor:
+    """A Keras model plus its ServingConfig: image paths -> DataFrame(p_<class>..., label)."""
+
+    def __init__(self, model, cfg: ServingConfig):
+        self.model = model
+        self.cfg = cfg
+
+    @classmethod
+    def from_dir(cls, models_dir: Path, metrics: dict | None = None) -> Predictor:
+        """From a train-stage models/ directory (model.keras + label_map.json)."""
+        from pipeline import manifest
+        from pipeline.evaluation.predictions import load_model
+
+        label_map = manifest.read_json(Path(models_dir) / "label_map.json")
+        return cls(
+            load_model(Path(models_dir) / "model.keras"), ServingConfig.from_label_map(label_map, metrics)
+        )
+
+    def proba(self, paths: Sequence[str], batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+        paths = [str(p) for p in paths]
+        n_classes = len(self.cfg.classes)
+        if not paths:
+            return np.zeros((0, n_classes), np.float32)
+        out = []
+        starts = range(0, len(paths), max(1, int(batch_size)))
+        for start in tqdm(starts, desc="predict", unit="batch", disable=None, leave=False):
+            out.append(
+                predict_array(
+                    self.model, load_batch(paths[start : start + batch_size], self.cfg), self.cfg.tta
+                )
+            )
+        proba = np.concatenate(out)
+        if proba.shape[1] != n_classes:
+            raise DataError(
+                f"model outputs {proba.shape[1]} columns but its label map lists {n_classes} classes"
+            )
+        return proba
+
+    def predict(self, paths: Sequence[str], batch_size: int = DEFAULT_BATCH) -> pd.DataFrame:
+        proba = self.proba(paths, batch_size)
+        frame = pd.DataFrame(proba.astype(np.float64), columns=self.cfg.columns)
+        frame["label"] = self.cfg.labels(proba)
+        return frame
+
+
+def image_files(inputs: Sequence[str | Path]) -> list[Path]:
+    """Files as given, directories expanded recursively to their image files (sorted)."""
+    found: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            hits = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not hits:
+                log.warning("%s holds no image files (%s)", item, ", ".join(IMAGE_SUFFIXES))
+            found += hits
+        elif item.is_file():
+            found.append(item)
+        else:
+            raise DataError(f"{item} is neither an image file nor a directory")
+    return found

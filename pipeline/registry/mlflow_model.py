@@ -1,0 +1,125 @@
+"""The registered model as an MLflow pyfunc model: image paths in, `p_<class>` columns + `label` out.
+
+    mlflow.pyfunc.load_model("models:/medpipe-idc@champion").predict(pd.DataFrame({"path": [...]}))
+
+The model directory (logged under the run's `model/` artifacts, the version's source) holds:
+    MLmodel, python_env.yaml, requirements.txt    MLflow's metadata; signature + input example
+    artifacts/model.keras                         the Keras model (custom layers registered under
+                                                  the `medpipe>` package: import pipeline.models.layers)
+    artifacts/label_map.json, train_summary.json  as written by the train stage
+    artifacts/serving.json                        inference.ServingConfig: classes, positive class,
+                                                  val-chosen threshold, image size, channels, window, tta
+    code/pipeline/                                the pipeline package this model was registered with
+                                                  (preprocessing, custom layers), put on sys.path at load
+    code/pyfunc_entry.py                          models-from-code entry (no pickled objects)
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
+
+from pipeline import manifest
+from pipeline.inference import DEFAULT_BATCH, ServingConfig
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # pipeline/
+ENTRY = Path(__file__).with_name("pyfunc_entry.py")
+KERAS_FILE, LABEL_MAP_FILE, SERVING_FILE, SUMMARY_FILE = (
+    "model.keras",
+    "label_map.json",
+    "serving.json",
+    "train_summary.json",
+)
+# What the pyfunc needs at load time (the pipeline package rides along as code).
+_REQUIREMENTS = ("mlflow", "keras", "tensorflow-cpu", "tensorflow", "jax", "numpy", "pandas")
+_REQUIREMENTS += ("opencv-python-headless", "pyyaml", "tqdm", "scikit-learn", "scipy")
+
+
+class MedpipeModel(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper around inference.Predictor (the same code path as `medpipe predict`)."""
+
+    def load_context(self, context) -> None:
+        import keras
+
+        import pipeline.models.layers  # noqa: F401  registers medpipe>RandomRot90 etc. for safe mode
+        from pipeline.inference import Predictor
+
+        cfg = ServingConfig.from_dict(json.loads(Path(context.artifacts["serving"]).read_text()))
+        model = keras.saving.load_model(context.artifacts["keras_model"], safe_mode=True)
+        self.predictor = Predictor(model, cfg)
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        if "path" not in frame.columns:
+            raise ValueError(f"input needs a 'path' column of image files; got columns {list(frame.columns)}")
+        batch = int((params or {}).get("batch_size") or DEFAULT_BATCH)
+        return self.predictor.predict(frame["path"].astype(str).tolist(), batch_size=batch)
+
+
+def signature(cfg: ServingConfig) -> ModelSignature:
+    outputs = [ColSpec("double", c) for c in cfg.columns] + [ColSpec("string", "label")]
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "path")]),
+        outputs=Schema(outputs),
+        params=ParamSchema([ParamSpec("batch_size", "long", DEFAULT_BATCH)]),
+    )
+
+
+def requirements() -> list[str]:
+    """Pinned versions of the installed packages the pyfunc imports."""
+    pins = []
+    for name in _REQUIREMENTS:
+        try:
+            pins.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return pins
+
+
+def save(models_dir: Path, metrics: dict, dst: Path, example_paths: list[str]) -> ServingConfig:
+    """Write the pyfunc model directory dst from models/ (train) and metrics.json (evaluate)."""
+    models_dir, dst = Path(models_dir), Path(dst)
+    cfg = ServingConfig.from_label_map(manifest.read_json(models_dir / LABEL_MAP_FILE), metrics)
+    with tempfile.TemporaryDirectory(prefix="medpipe-pyfunc-") as tmp:
+        serving = Path(tmp) / SERVING_FILE
+        serving.write_text(json.dumps(cfg.to_dict(), indent=2))
+        code = Path(tmp) / "code" / "pipeline"
+        shutil.copytree(PACKAGE_DIR, code, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        artifacts = {
+            "keras_model": str(models_dir / KERAS_FILE),
+            "label_map": str(models_dir / LABEL_MAP_FILE),
+        }
+        artifacts["serving"] = str(serving)
+        if (models_dir / SUMMARY_FILE).is_file():
+            artifacts["train_summary"] = str(models_dir / SUMMARY_FILE)
+        mlflow.pyfunc.save_model(
+            path=str(dst),
+            python_model=str(ENTRY),
+            artifacts=artifacts,
+            code_paths=[str(code)],
+            signature=signature(cfg),
+            input_example=pd.DataFrame({"path": [str(p) for p in example_paths[:2]]})
+            if example_paths
+            else None,
+            pip_requirements=requirements(),
+            metadata={
+                "medpipe": {"classes": cfg.classes, "positive": cfg.positive, "threshold": cfg.threshold}
+            },
+        )
+    return cfg
+
+
+def keras_files(model_dir: Path) -> Path:
+    """The folder holding model.keras + label_map.json in a downloaded version (pyfunc or older flat layout)."""
+    for candidate in (Path(model_dir) / "artifacts", Path(model_dir)):
+        if (candidate / KERAS_FILE).is_file() and (candidate / LABEL_MAP_FILE).is_file():
+            return candidate
+    return Path(model_dir)
