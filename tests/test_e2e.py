@@ -118,3 +118,40 @@ def test_reproduce_rebuilds_version_1_with_the_same_metrics(project):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "e2e-idc v1: reproduced" in proc.stdout
     assert "roc_auc" in proc.stdout
+
+
+def test_dvc_exp_run_logs_a_run_but_registers_nothing(project):
+    """`dvc exp run --temp` runs register in .dvc/tmp/exps/...: the project's registry gets the run
+    (relative sqlite URI resolved against DVC_ROOT), no version, no alias move (#13 item 3)."""
+    from mlflow import MlflowClient
+
+    work, env = project
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+
+    def versions() -> list[str]:
+        return sorted(str(v.version) for v in client.search_model_versions("name='e2e-idc'"))
+
+    def aliases() -> dict[str, str]:
+        return {
+            a: str(client.get_model_version_by_alias("e2e-idc", a).version)
+            for a in ("champion", "challenger")
+        }
+
+    before, held = versions(), aliases()
+    champion_run = client.get_run(client.get_model_version_by_alias("e2e-idc", "champion").run_id)
+    assert champion_run.info.run_name == f"e2e-idc-v{held['champion']}"
+    assert sorted(m.step for m in client.get_metric_history(champion_run.info.run_id, "train/loss"))[:2] == [
+        1,
+        2,
+    ]
+
+    _run(
+        [sys.executable, "-m", "dvc", "exp", "run", "--temp", "-S", "train.epochs=1", "-n", "e2e-exp"],
+        work,
+        env,
+    )
+    assert versions() == before and aliases() == held
+    exp_id = client.get_experiment_by_name("medpipe").experiment_id
+    runs = client.search_runs([exp_id], filter_string="tags.`dvc.exp_name` = 'e2e-exp'")
+    assert [r.info.run_name for r in runs] == ["e2e-idc-exp-e2e-exp"]
+    assert not list((work / ".dvc" / "tmp").rglob("mlflow.db"))

@@ -5,12 +5,13 @@ Tag schema (all values are strings; MLflow tag keys allow letters, digits, `_ - 
     git.dirty                       "true" when tracked code/params differ from HEAD (DVC's own files
                                     and every output dvc.yaml declares do not count)
     params.sha256                   sha256 of the canonical JSON of the full typed config
-    dvc.<stage>.dep.<path>          md5 of every dep of every stage in dvc.lock   } not version tags:
-    dvc.<stage>.out.<path>          md5 of every out (directories end in ".dir")  } run's lineage.json
+    dvc.<stage>.dep.<path>          md5 of every dep of every stage in dvc.lock   } not version tags: in
+    dvc.<stage>.out.<path>          md5 of every out (directories end in ".dir")  } the run's lineage.json
     data.raw_md5                    md5 of the ingest stage's data/raw output
     data.test_manifest_sha256       sha256 of the bytes of the test split manifest
     data.<split>_manifest_sha256    same for train / val
-    metric.<name>                   flat numeric headline metrics
+    metric.<name>                   the gate metric and guard metrics (every headline metric is in
+                                    the run and in lineage.json)
     prefect.flow_run_id             Prefect flow run that triggered the registration ("" if none)
 Values never contain credentials: URL user-info is redacted.
 """
@@ -167,10 +168,16 @@ def version_tags(
     return {k: redact(v) for k, v in tags.items()}
 
 
-def key_tags(tags: dict[str, str]) -> dict[str, str]:
-    """What a model version is tagged with: everything but the per-file dvc.<stage>.* hashes, which
-    live in the run's lineage.json artifact (and the lineage index)."""
-    return {k: v for k, v in tags.items() if not k.startswith("dvc.")}
+def key_tags(tags: dict[str, str], metrics: set[str] | frozenset[str] = frozenset()) -> dict[str, str]:
+    """What a model version is tagged with: git, params hash, data hashes, gate, prefect run and
+    metric.<name> for the named metrics (the gate's). The per-file dvc.<stage>.* hashes live in the
+    run's lineage.json artifact (and the lineage index); every metric is in the run."""
+    keep_metric = {tag_key(f"metric.{m}") for m in metrics}
+    return {
+        k: v
+        for k, v in tags.items()
+        if not k.startswith("dvc.") and (not k.startswith("metric.") or k in keep_metric)
+    }
 
 
 def lineage_document(tags: dict[str, str]) -> dict:

@@ -204,7 +204,8 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     frames = {s: (hashes[s], manifest.read(p, ["path", "sha256"])) for s, p in split_paths.items()}
     registry_index.record_run(index, run_id, frames, {k: v for k, v in tags.items() if k.startswith("dvc.")})
     description = _description(cfg, decision, metrics, champion, tags)
-    version = str(registry.create_version(client, name, run, key_tags(tags), description).version)
+    version_tags_kept = key_tags(tags, {cfg.gate.metric, *cfg.gate.guard_metrics})
+    version = str(registry.create_version(client, name, run, version_tags_kept, description).version)
     registry_index.record_version(index, run_id, name, version)
     client.update_run(run_id, name=f"{name}-v{version}")
     client.set_tag(run_id, run_content.REGISTERED_TAG, version)
