@@ -99,11 +99,14 @@ def load_batch(paths: Sequence[str], cfg: ServingConfig, workers: int = 2) -> np
 
 
 def predict_array(model, x: np.ndarray, tta: bool) -> np.ndarray:
-    """Softmax of one uint8 batch, averaged over the trained flips when tta (as evaluate does)."""
-    from pipeline.training.data import tta_axes
+    """Softmax of one uint8 batch; with tta, averaged over the symmetries the model was trained with
+    (training.data.tta_views, exactly as the evaluate stage does)."""
+    from pipeline.models import symmetry
+    from pipeline.training.data import tta_views
 
-    views = [x, *(np.flip(x, axis=a) for a in (tta_axes(model) if tta else ()))]
-    probs = [np.asarray(model.predict_on_batch(v.astype(np.float32))) for v in views]
+    views = tta_views(model) if tta else [(0, False, False)]
+    xf = x.astype(np.float32)
+    probs = [np.asarray(model.predict_on_batch(symmetry.apply(xf, v))) for v in views]
     return np.mean(probs, axis=0).astype(np.float32)
 
 

@@ -5,7 +5,8 @@ MODEL is one of
     models:/..., runs:/..., s3://... any MLflow model URI of a medpipe pyfunc model
     a directory with an MLmodel   a downloaded medpipe pyfunc model
     a models/ directory           the train stage's output (model.keras + label_map.json); the
-                                  threshold comes from --metrics (default reports/metrics.json)
+                                  threshold comes from --metrics (default reports/metrics.json),
+                                  TTA from the diagnostics.json beside it
 The tracking URI is MLFLOW_TRACKING_URI, else params.yaml's registry.tracking_uri.
 Directories are searched recursively for image files. --heatmap DIR writes one slide heat map per
 IDC patient (file names <pid>_idx5_x<X>_y<Y>_class<C>.png) to DIR/<pid>.png.
@@ -52,6 +53,9 @@ def load_predictor(ref: str, metrics_path: Path | None = None, threshold: float 
         metrics = manifest.read_json(metrics_path) if metrics_path and metrics_path.is_file() else None
         if metrics is None:
             log.warning("no metrics file (%s): labels use argmax, not the val-chosen threshold", metrics_path)
+        else:  # evaluate's detail beside it says whether it used TTA
+            detail = metrics_path.with_name("diagnostics.json")
+            metrics = (manifest.read_json(detail) if detail.is_file() else {}) | metrics
         predictor = Predictor.from_dir(Path(ref), metrics)
     else:
         import mlflow

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
-from test_evaluate_stage import SIZE, brightness_model, make_project, small_cfg
+from test_evaluate_stage import SIZE, make_project, small_cfg
 
 from pipeline import cli, config
 from pipeline.models.layers import RandomRot90
@@ -24,23 +24,26 @@ NAME = "pyfunc-test"
 REGISTER_IN = {
     "model": Path("models"),
     "metrics": Path("reports/metrics.json"),
+    "diagnostics": Path("reports/diagnostics.json"),
     "splits": Path("data/splits"),
 }
 REGISTER_OUT = {"record": Path("reports/registered.json"), "page": Path("reports/registered.html")}
 
 
 def custom_layer_model() -> keras.Model:
-    """brightness_model with the augmentation layers a trained medpipe model holds (RandomRot90)."""
-    base = brightness_model()
-    model = keras.Sequential(
+    """The augmentation layers a trained medpipe model holds (RandomRot90 is medpipe's own) in front
+    of an orientation-dependent head, so test-time augmentation changes the probabilities."""
+    keras.utils.set_random_seed(7)
+    return keras.Sequential(
         [
             keras.Input((SIZE, SIZE, 3)),
             keras.layers.RandomFlip("horizontal_and_vertical", seed=1),
             RandomRot90(seed=2, name="random_rot90"),
-            *base.layers,
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2, activation="softmax"),
         ]
     )
-    return model
 
 
 def settings(**over) -> config.Config:
@@ -58,7 +61,7 @@ def project(tmp_path_factory):
         mp.delenv("DVC_EXP_NAME", raising=False)
         inputs, outputs = make_project(root)
         custom_layer_model().save(root / "models" / "model.keras")
-        evaluate.run(small_cfg(), inputs, outputs)
+        evaluate.run(small_cfg(tta=True), inputs, outputs)  # 8 views: flips x quarter turns
         record = register.run(settings(), REGISTER_IN, REGISTER_OUT)
         yield root, record
 
@@ -80,7 +83,7 @@ def test_pyfunc_probabilities_equal_evaluate_predictions(project) -> None:
         .joinpath("artifacts/serving.json")
         .read_text()
     )
-    assert serving["threshold"] == pytest.approx(metrics["threshold"])
+    assert serving["threshold"] == pytest.approx(metrics["threshold"]) and serving["tta"] is True
     sig = model.metadata.signature
     assert sig.inputs.input_names() == ["path"] and sig.outputs.input_names() == [
         "p_non_idc",
