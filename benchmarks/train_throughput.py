@@ -6,7 +6,7 @@
 One case per run (the Keras backend is fixed per process). It writes N synthetic PNGs, builds the
 model with `pipeline.models.build_model` (weights none) inside `pipeline.training.runtime.configure()`
 (so a GPU host gets mixed_float16 and MirroredStrategy / DataParallel over its devices), feeds it
-the train stage's `ManifestDataset` (uint8, RAM-cached unless --stream) and reports the
+the train stage's `ArrayBatches` over a preprocessed memory-mapped uint8 .npy and reports the
 steady-state training img/s (first epoch, with compilation, left out). Each run adds or replaces
 its row in benchmarks/out/train_throughput.json (keyed by device, backend, precision, model, size,
 batch) and prints every stored row. Under KERAS_BACKEND=jax nothing imports tensorflow, so it runs
@@ -40,7 +40,6 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=1024, help="synthetic training images")
     parser.add_argument("--epochs", type=int, default=3, help="the first is warm-up (compilation)")
     parser.add_argument("--precision", default=None, help="float32 | mixed_float16 | mixed_bfloat16")
-    parser.add_argument("--stream", action="store_true", help="decode from disk each epoch (no RAM cache)")
     return parser.parse_args()
 
 
@@ -63,24 +62,20 @@ def device_name(backend: str, devices: list[str]) -> str:
 
 def measure(args: argparse.Namespace, df) -> dict:
     import keras
+    import numpy as np
 
+    from pipeline.arrays.build import write_images
     from pipeline.config import TrainConfig
     from pipeline.models import build_model
-    from pipeline.training.data import EpochShuffle, ManifestDataset
+    from pipeline.training.data import ArrayBatches, EpochShuffle
     from pipeline.training.fit import EpochLog, compile_model
     from pipeline.training.runtime import configure
 
     runtime = configure(0, precision=args.precision)
-    ds = ManifestDataset.from_manifest(
-        df,
-        2,
-        image_size=args.size,
-        channels=3,
-        batch_size=args.batch_size,
-        shuffle=True,
-        seed=0,
-        cache_bytes=0 if args.stream else 1 << 34,
-    )
+    npy = Path(df["path"].iloc[0]).parent / "train.npy"  # the preprocess stage's writer and layout
+    write_images(df["path"].tolist(), npy, args.size, 3)
+    images = np.load(npy, mmap_mode="r")
+    ds = ArrayBatches(images, df["label"].to_numpy(), 2, args.batch_size, shuffle=True, seed=0)
     timer = EpochLog(n_images=len(df))
     with runtime.scope():
         model = build_model(TrainConfig(model=args.model, weights="none"), (args.size, args.size, 3), 2)
@@ -101,7 +96,7 @@ def measure(args: argparse.Namespace, df) -> dict:
         "images_per_second": round(timer.images_per_second(), 1),
         "epoch_seconds": [round(s, 2) for s in timer.epoch_seconds],
         "n_images": len(df),
-        "input": "streamed" if args.stream else "RAM cache (uint8)",
+        "input": "memmapped uint8 .npy (ArrayBatches)",
         "keras": keras.__version__,
     }
 

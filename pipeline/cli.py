@@ -28,7 +28,7 @@ from pipeline import config, dvc_files
 from pipeline.errors import MedpipeError
 from pipeline.redact import install_log_filter, redact
 
-STAGES = ("ingest", "regroup", "validate", "split", "balance", "train", "evaluate", "register")
+STAGES = ("ingest", "regroup", "validate", "split", "balance", "preprocess", "train", "evaluate", "register")
 log = logging.getLogger("medpipe")
 
 

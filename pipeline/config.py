@@ -179,7 +179,6 @@ class TrainConfig:
     reduce_lr_patience: Count = 2
     reduce_lr_factor: Annotated[float, Range(gt=0, lt=1)] = 0.5
     seed: Seed = 1234
-    cache_mb: Count = 1024  # decoded uint8 images kept in RAM when train+val fit; else streamed
     augment: TrainAugmentConfig = field(default_factory=TrainAugmentConfig)
     optimizer: Literal["adam", "adamw"] = "adam"
     weight_decay: Fraction = 0.0  # decoupled weight decay; adamw only

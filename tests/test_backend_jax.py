@@ -43,7 +43,10 @@ def _train_models(out: Path, models: dict[str, int]) -> tuple[dict, dict]:
     from pipeline.stages import train
     from pipeline.training.data import predict_proba
 
-    inputs = make_project(Path("."), n_train=32, n_val=16)  # full batches: one XLA compile per step
+    (size,) = set(models.values())  # one preprocessed size per job
+    inputs = make_project(
+        Path("."), n_train=32, n_val=16, image_size=size
+    )  # full batches: one XLA compile per step
     val = pd.read_csv(inputs["splits"] / "val.csv")
     result = {"backend": keras.backend.backend(), "models": {}}
     for name, size in models.items():
@@ -71,7 +74,7 @@ def _train_job(out: Path) -> dict:
     runs = []
     for tag in ("_det_a", "_det_b"):
         outs = outputs_in(Path("."), tag)
-        train.run(tiny_cfg(cache_mb=0), inputs, outs)
+        train.run(tiny_cfg(), inputs, outs)
         runs.append(load_model(outs["model"] / "model.keras").get_weights())
     diffs = [float(np.max(np.abs(a - b))) if a.size else 0.0 for a, b in zip(*runs, strict=True)]
     result["determinism_max_abs_diff"] = max(diffs)

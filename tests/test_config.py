@@ -109,7 +109,6 @@ def test_missing_and_malformed_files(tmp_path):
             "params: 'train.label_smoothing' is 1.0; accepted range: 0 <= value < 1",
         ),
         ({"train": {"seed": -1}}, "params: 'train.seed' is -1; accepted range: 0 <= value <= 4_294_967_295"),
-        ({"train": {"cache_mb": -5}}, "params: 'train.cache_mb' is -5; accepted range: value >= 0"),
         (
             {"train": {"augment": {"zoom": 1.2}}},
             "params: 'train.augment.zoom' is 1.2; accepted range: 0 <= value < 1",

@@ -45,7 +45,14 @@ def test_first_repro_builds_everything(project):
     work, env = project
     proc = _run([sys.executable, "-m", "dvc", "repro"], work, env)
     ran = _ran(proc.stdout)
-    assert ran == ["ingest", "regroup", "validate", "split", "balance", "train", "evaluate", "register"]
+    assert ran == [
+        "ingest", "regroup", "validate", "split", "balance", "preprocess", "train", "evaluate", "register"
+    ]  # fmt: skip
+    meta = json.loads((work / "data/preprocessed/meta.json").read_text())
+    label_map = json.loads((work / "models/label_map.json").read_text())
+    assert {k: label_map[k] for k in ("image_size", "channels", "window")} == {
+        k: meta[k] for k in ("image_size", "channels", "window")
+    }
     metrics = json.loads((work / "reports/metrics.json").read_text())
     for key in ("accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "roc_auc", "pr_auc"):
         assert key in metrics
@@ -87,7 +94,34 @@ def test_train_param_reruns_only_downstream(project):
     params["train"]["epochs"] = 3
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     proc = _run([sys.executable, "-m", "dvc", "repro"], work, env)
-    assert _ran(proc.stdout) == ["train", "evaluate", "register"]
+    assert _ran(proc.stdout) == ["train", "evaluate", "register"]  # not preprocess
+
+
+def _changed(work: Path, env: dict) -> set[str]:
+    proc = _run([sys.executable, "-m", "dvc", "status", "--json"], work, env)
+    return set(json.loads(proc.stdout or "{}"))
+
+
+def test_preprocess_param_or_source_image_makes_preprocess_stale(project):
+    work, env = project
+    params_path = work / "params.yaml"
+    original = params_path.read_text()
+    params = yaml.safe_load(original)
+    params["preprocess"]["channels"] = 1
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        assert "preprocess" in _changed(work, env)
+    finally:
+        params_path.write_text(original)
+    assert "preprocess" not in _changed(work, env)
+    image = next(p for p in sorted((work / "data/raw").rglob("*.png")))
+    image.chmod(0o644)
+    before = image.read_bytes()
+    try:
+        image.write_bytes(before[:-1] + bytes([before[-1] ^ 1]))
+        assert "preprocess" in _changed(work, env)
+    finally:
+        image.write_bytes(before)
 
 
 def test_metrics_registry_and_lineage_answer(project):

@@ -17,7 +17,7 @@ import pytest
 from pipeline import cli, config
 from pipeline.errors import DataError
 from pipeline.evaluation import predictions, scoring
-from pipeline.stages import evaluate
+from pipeline.stages import evaluate, preprocess
 
 SIZE = 8
 HEADLINE_KEYS = {"accuracy", "balanced_accuracy", "sensitivity", "specificity", "ppv", "npv", "f1"}
@@ -83,6 +83,11 @@ def make_project(root: Path, n_classes: int = 2, seed: int = 0) -> tuple[dict, d
                     }
                 )
         _write_split(rows, root / "data" / "splits" / f"{split}.csv")
+    splits = root / "data" / "splits"
+    pre_cfg = config.from_dict({"preprocess": {"image_size": SIZE, "channels": 3}})
+    preprocess.run(
+        pre_cfg, {"balanced": splits, "splits": splits}, {"preprocessed": root / "data/preprocessed"}
+    )
     models = root / "models"
     models.mkdir()
     brightness_model(n_classes).save(models / "model.keras")
@@ -114,7 +119,7 @@ def make_project(root: Path, n_classes: int = 2, seed: int = 0) -> tuple[dict, d
     ).to_csv(history, index=False)
     inputs = {
         "model": Path("models"),
-        "splits": Path("data/splits"),
+        "preprocessed": Path("data/preprocessed"),
         "history": Path("reports/train/history.csv"),
     }
     outputs = {
@@ -237,7 +242,7 @@ def test_threshold_is_chosen_on_validation_only(in_tmp, monkeypatch):
     assert {what for _, what in seen} == {"val images", "val patients"}
     assert all(len(labels) in (36, 6) for labels, _ in seen)  # 36 val images or 6 val patients, never test
 
-    test_csv = Path("data/splits/test.csv")  # relabelling test must not move the threshold
+    test_csv = Path("data/preprocessed/test.csv")  # relabelling test must not move the threshold
     df = pd.read_csv(test_csv)
     df["label"] = 1 - df["label"]
     df.to_csv(test_csv, index=False)
@@ -247,16 +252,16 @@ def test_threshold_is_chosen_on_validation_only(in_tmp, monkeypatch):
     assert second["roc_auc"] == pytest.approx(1 - first["roc_auc"])
 
 
-def test_tta_option_is_passed_to_predict_proba(in_tmp, monkeypatch):
+def test_tta_option_is_passed_to_predict_images(in_tmp, monkeypatch):
     inputs, outputs = make_project(in_tmp)
     calls = []
-    real = predictions.predict_proba
+    real = predictions.predict_images
 
     def spy(*args, **kwargs):
         calls.append(kwargs.get("tta"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(predictions, "predict_proba", spy)
+    monkeypatch.setattr(predictions, "predict_images", spy)
     evaluate.run(small_cfg(tta=False), inputs, outputs)
     plain = json.loads(outputs["metrics"].read_text())
     evaluate.run(small_cfg(tta=True), inputs, outputs)
@@ -297,6 +302,15 @@ def test_bad_inputs_are_one_line_errors_and_leave_no_outputs(in_tmp):
     Path("models/model.keras").unlink()
     with pytest.raises(DataError, match="not found"):
         evaluate.run(small_cfg(), inputs, outputs)
+
+
+def test_arrays_of_another_size_than_the_model_are_refused(in_tmp):
+    inputs, outputs = make_project(in_tmp)
+    label_map = json.loads(Path("models/label_map.json").read_text())
+    Path("models/label_map.json").write_text(json.dumps({**label_map, "image_size": SIZE * 2}))
+    with pytest.raises(DataError, match="trained on .* but the preprocessed arrays hold"):
+        evaluate.run(small_cfg(), inputs, outputs)
+    assert not any(path.exists() for path in outputs.values())
 
 
 def _cli_args(inputs: dict, outputs: dict) -> list[str]:

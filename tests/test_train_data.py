@@ -1,17 +1,24 @@
-"""The streaming PyDataset (uint8 batches, memory bound, seeded shuffle) and predict_proba."""
+"""The array input pipeline (ArrayBatches: uint8 gathers from a memmap, seeded shuffle, prefetch,
+class weights as sample weights), the preprocess stage's writer, and predict_proba / TTA."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
+import cv2
 import keras
 import numpy as np
 import pandas as pd
 import pytest
 from test_train_stage import write_images
 
+from pipeline import arrays, config, images
+from pipeline.arrays.build import write_images as write_npy
 from pipeline.errors import DataError
-from pipeline.training.data import ManifestDataset, predict_proba
+from pipeline.stages import preprocess
+from pipeline.training.data import ArrayBatches, predict_images, predict_proba
 
 
 @pytest.fixture
@@ -19,48 +26,125 @@ def manifest(in_tmp) -> pd.DataFrame:
     return write_images(Path("img"), 20, n_classes=2, size=24)
 
 
-def test_batches_are_uint8_and_nothing_is_held_when_streaming(manifest):
-    ds = ManifestDataset.from_manifest(manifest, 2, image_size=16, channels=3, batch_size=8, cache_bytes=0)
-    assert ds.cache is None and len(ds) == 3
+@pytest.fixture
+def mapped(manifest) -> np.ndarray:
+    write_npy(manifest["path"].tolist(), Path("x.npy"), 16, 3)
+    return np.load("x.npy", mmap_mode="r")
+
+
+def test_batches_are_uint8_gathers_from_the_memmap(manifest, mapped):
+    ds = ArrayBatches(mapped, manifest["label"], 2, batch_size=8)
+    assert len(ds) == 3
     x, y = ds[2]
     assert x.dtype == np.uint8 and x.shape == (4, 16, 16, 3)  # last, partial batch; resized 24 -> 16
-    assert y.shape == (4, 2) and set(np.unique(y)) <= {0.0, 1.0}
-    held = [v for v in vars(ds).values() if isinstance(v, np.ndarray) and v.dtype != np.int64]
-    assert held == []  # no decoded pixels kept: only index/label arrays
+    np.testing.assert_array_equal(x, mapped[16:20])
+    np.testing.assert_array_equal(y, np.eye(2, dtype=np.float32)[manifest["label"][16:20]])
+    held = [k for k, v in vars(ds).items() if isinstance(v, np.ndarray) and v.ndim > 2]
+    assert held == ["images"] and isinstance(ds.images, np.memmap)  # no copy of the pixels
+    ds.close()
 
 
-def test_cache_only_when_it_fits_the_budget(manifest):
-    one = 24 * 24 * 1
-    small = ManifestDataset.from_manifest(
-        manifest, 2, image_size=24, channels=1, batch_size=8, cache_bytes=20 * one - 1
+def test_class_weights_become_sample_weights(manifest, mapped):
+    ds = ArrayBatches(
+        mapped, manifest["label"], 2, batch_size=8, shuffle=True, seed=3, class_weight={0: 0.5, 1: 2.0}
     )
-    big = ManifestDataset.from_manifest(
-        manifest, 2, image_size=24, channels=1, batch_size=8, cache_bytes=20 * one
-    )
-    assert small.cache is None
-    assert big.cache.dtype == np.uint8 and big.cache.nbytes == 20 * one
-    np.testing.assert_array_equal(big[0][0], small[0][0])
+    ds.set_epoch(1)
+    x, y, w = ds[0]
+    np.testing.assert_array_equal(x, np.asarray(mapped)[ds.batch_indices(0)])
+    np.testing.assert_array_equal(w, np.where(y[:, 1] == 1, 2.0, 0.5).astype(np.float32))
+    ds.close()
 
 
-def test_shuffle_is_seeded_per_epoch(manifest):
-    def order(epoch, seed=5):
-        ds = ManifestDataset.from_manifest(
-            manifest, 2, image_size=16, channels=3, batch_size=8, shuffle=True, seed=seed
-        )
-        ds.set_epoch(epoch)
-        return ds.order.copy()
+def test_shuffle_is_seeded_per_epoch_and_prefetch_follows_it(manifest, mapped):
+    def batches(epoch, seed=5):
+        ds = ArrayBatches(mapped, manifest["label"], 2, batch_size=8, shuffle=True, seed=seed)
+        ds[0]  # starts prefetching epoch 0's next batches
+        ds.set_epoch(epoch)  # must drop them
+        out = ds.order.copy(), [ds[i][0].copy() for i in range(len(ds))]
+        ds.close()
+        return out
 
-    np.testing.assert_array_equal(order(1), order(1))
-    assert not np.array_equal(order(0), order(1))
-    assert not np.array_equal(order(1), order(1, seed=6))
-    assert sorted(order(3)) == list(range(20))
+    (o1, b1), (o1b, b1b) = batches(1), batches(1)
+    np.testing.assert_array_equal(o1, o1b)
+    for a, b in zip(b1, b1b, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.concatenate(b1), np.asarray(mapped)[o1])
+    assert not np.array_equal(batches(0)[0], o1)
+    assert not np.array_equal(batches(1, seed=6)[0], o1)
+    assert sorted(o1) == list(range(20))
+
+
+def test_writer_is_bit_identical_across_workers_and_pools(manifest):
+    paths = manifest["path"].tolist()
+    digests = set()
+    for i, (workers, kind) in enumerate([(1, "thread"), (3, "thread"), (2, "process")]):
+        write_npy(paths, Path(f"a{i}.npy"), 16, 3, workers=workers, kind=kind)
+        digests.add(hashlib.sha256(Path(f"a{i}.npy").read_bytes()).hexdigest())
+    assert len(digests) == 1
+    got = np.load("a0.npy")
+    np.testing.assert_array_equal(got, np.stack([images.preprocess(p, 16, 3) for p in paths]))
 
 
 def test_unreadable_image_is_a_data_error(manifest):
     Path(manifest["path"][3]).write_bytes(b"not a png")
-    ds = ManifestDataset.from_manifest(manifest, 2, image_size=16, channels=3, batch_size=4)
+    with pytest.raises(DataError, match="cannot read image .*_0003_"):
+        write_npy(manifest["path"].tolist(), Path("x.npy"), 16, 3)
+
+
+def _stage_inputs(root: Path, manifest: pd.DataFrame) -> dict[str, Path]:
+    for sub, names in (("balanced", ["train"]), ("splits", ["val", "test"])):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            manifest.to_csv(root / sub / f"{name}.csv", index=False)
+    return {"balanced": root / "balanced", "splits": root / "splits"}
+
+
+def test_preprocess_stage_layout_window_and_no_partial_output(manifest):
+    inputs = _stage_inputs(Path("d"), manifest)
+    cfg = config.from_dict({"preprocess": {"image_size": 16, "channels": 1}})
+    out = {"preprocessed": Path("pre")}
+    preprocess.run(cfg, inputs, out)
+    meta = arrays.read_meta(Path("pre"))
+    assert (meta["image_size"], meta["channels"], meta["window"]) == (16, 1, None)
+    assert sorted(p.name for p in Path("pre").iterdir()) == [
+        "meta.json",
+        "test.csv",
+        "test.npy",
+        "train.csv",
+        "train.npy",
+        "val.csv",
+        "val.npy",
+    ]
+    split = arrays.load_split(Path("pre"), "val", meta)
+    assert split.images.shape == (20, 16, 16, 1) and isinstance(split.images, np.memmap)
+    assert Path("pre/val.csv").read_bytes() == Path("d/splits/val.csv").read_bytes()
+    first = {p.name: p.read_bytes() for p in Path("pre").iterdir()}
+    preprocess.run(cfg, inputs, out)  # same inputs -> same bytes, meta.json included
+    assert {p.name: p.read_bytes() for p in Path("pre").iterdir()} == first
+    Path("window.json").write_text(json.dumps({"window": [0, 1000]}))
+    preprocess.run(cfg, {**inputs, "intensity": Path("window.json")}, out)
+    assert arrays.read_meta(Path("pre"))["window"] == [0.0, 1000.0]
+    assert Path("pre/train.npy").read_bytes() == first["train.npy"]  # 8-bit images: no window applies
+    deep = np.random.default_rng(0).integers(0, 1000, (16, 16), dtype=np.uint16)
+    cv2.imwrite(manifest["path"][0], deep)  # a 16-bit radiograph: the dataset window maps 0..1000
+    preprocess.run(cfg, {**inputs, "intensity": Path("window.json")}, out)
+    np.testing.assert_array_equal(
+        np.load("pre/train.npy")[0], images.preprocess(manifest["path"][0], 16, 1, (0.0, 1000.0))
+    )
+    Path(manifest["path"][5]).write_bytes(b"")  # a bad image: the previous output stays whole
     with pytest.raises(DataError, match="cannot read image"):
-        ds[0]
+        preprocess.run(cfg, inputs, out)
+    assert not Path("pre.tmp").exists() and arrays.read_meta(Path("pre"))["window"] == [0.0, 1000.0]
+
+
+def test_misaligned_arrays_are_a_data_error(manifest):
+    inputs = _stage_inputs(Path("d"), manifest)
+    preprocess.run(
+        config.from_dict({"preprocess": {"image_size": 16}}), inputs, {"preprocessed": Path("pre")}
+    )
+    pd.read_csv("pre/val.csv").iloc[:-1].to_csv("pre/val.csv", index=False)
+    with pytest.raises(DataError, match="expected uint8 \\(19, 16, 16, 3\\)"):
+        arrays.load_split(Path("pre"), "val")
 
 
 def _flip_sensitive_model(flip_mode: str | None) -> keras.Model:
@@ -76,9 +160,7 @@ def _flip_sensitive_model(flip_mode: str | None) -> keras.Model:
 
 
 def _images(manifest) -> np.ndarray:
-    return np.stack([ManifestDataset(manifest["path"], None, 0, 16, 3, 1).load(i) for i in range(20)]).astype(
-        np.float32
-    )
+    return np.stack([images.preprocess(p, 16, 3) for p in manifest["path"]]).astype(np.float32)
 
 
 def test_tta_uses_only_the_flips_the_model_was_trained_with(manifest):
@@ -100,6 +182,8 @@ def test_predict_proba_shape_and_tta(manifest):
     assert plain.shape == tta.shape == (20, 3) and plain.dtype == np.float32
     np.testing.assert_allclose(tta.sum(axis=1), 1.0, rtol=1e-5)
     assert not np.allclose(plain, tta)
+    arr = _images(manifest).astype(np.uint8)
+    np.testing.assert_allclose(predict_images(model, arr, batch_size=7, tta=True), tta, rtol=1e-5, atol=1e-6)
     imgs = _images(manifest)
     expected = np.mean([model.predict_on_batch(v) for v in (imgs, imgs[:, :, ::-1], imgs[:, ::-1])], axis=0)
     np.testing.assert_allclose(tta, expected, rtol=1e-5, atol=1e-6)

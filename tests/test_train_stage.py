@@ -33,10 +33,28 @@ def write_images(root: Path, n: int, n_classes: int = 2, size: int = 24, seed: i
     return pd.DataFrame(rows)
 
 
+def preprocess(root: Path, image_size: int = 24, channels: int = 3) -> Path:
+    """Run the preprocess stage on root's data/balanced + data/splits -> root/data/preprocessed."""
+    from pipeline.stages import preprocess as stage
+
+    cfg = config.from_dict({"preprocess": {"image_size": image_size, "channels": channels}})
+    out = root / "data/preprocessed"
+    stage.run(
+        cfg, {"balanced": root / "data/balanced", "splits": root / "data/splits"}, {"preprocessed": out}
+    )
+    return out
+
+
 def make_project(
-    root: Path, n_train: int = 32, n_val: int = 12, n_classes: int = 2, weights: dict | None = None
+    root: Path,
+    n_train: int = 32,
+    n_val: int = 12,
+    n_classes: int = 2,
+    weights: dict | None = None,
+    image_size: int = 24,
 ) -> dict[str, Path]:
-    """data/balanced/{train.csv,class_weights.json}, data/splits/val.csv, labels.json under cwd."""
+    """data/balanced/{train.csv,class_weights.json}, data/splits/{val,test}.csv, labels.json under
+    cwd, preprocessed at `image_size` into data/preprocessed; returns the train stage's inputs."""
     (root / "data/balanced").mkdir(parents=True)
     (root / "data/splits").mkdir(parents=True)
     write_images(Path("data/img"), n_train, n_classes, seed=1).to_csv(
@@ -45,13 +63,18 @@ def make_project(
     write_images(Path("data/img"), n_val, n_classes, seed=2, split="val").to_csv(
         root / "data/splits/val.csv", index=False
     )
+    write_images(Path("data/img"), 6, n_classes, seed=3, split="test").to_csv(
+        root / "data/splits/test.csv", index=False
+    )
     w = weights or {str(c): 1.0 for c in range(n_classes)}
     (root / "data/balanced/class_weights.json").write_text(json.dumps({"strategy": "none", "weights": w}))
     labels = {"format": "idc", "classes": [f"c{c}" for c in range(n_classes)], "positive": "c1"}
     (root / "data/labels.json").write_text(json.dumps(labels))
+    preprocess(root, image_size)
     return {
+        "preprocessed": Path("data/preprocessed"),
         "balanced": Path("data/balanced"),
-        "splits": Path("data/splits"),
+        "splits": Path("data/splits"),  # not read by train; tests compare predictions on val.csv
         "labels": Path("data/labels.json"),
     }
 
@@ -95,6 +118,7 @@ def test_outputs_layout_and_history(in_tmp):
         "format": "idc",
         "image_size": 24,
         "channels": 3,
+        "window": None,
     }
     hist = pd.read_csv(outs["history"])
     assert list(hist.columns) == [
@@ -120,9 +144,9 @@ def test_two_runs_give_identical_weights_and_history(in_tmp):
 
     inputs = make_project(in_tmp)
     a, b = outputs_in(in_tmp, "_a"), outputs_in(in_tmp, "_b")
-    train.run(tiny_cfg(cache_mb=0), inputs, a)  # streamed from disk
+    train.run(tiny_cfg(), inputs, a)
     # other code drawing from Python's global `random` mid-training must not change the batch order
-    train.train(tiny_cfg(cache_mb=0), inputs, b, callbacks=(DrawsFromGlobalRandom(),))
+    train.train(tiny_cfg(), inputs, b, callbacks=(DrawsFromGlobalRandom(),))
     for wa, wb in zip(_weights(a["model"]), _weights(b["model"]), strict=True):
         np.testing.assert_array_equal(wa, wb)
     pd.testing.assert_frame_equal(pd.read_csv(a["history"]), pd.read_csv(b["history"]))
@@ -205,9 +229,9 @@ def test_bad_label_is_one_line_data_error(in_tmp):
     from pipeline.stages import train
 
     inputs = make_project(in_tmp)
-    df = pd.read_csv(in_tmp / "data/balanced/train.csv")
+    df = pd.read_csv(in_tmp / "data/preprocessed/train.csv")
     df.loc[0, "label"] = 7
-    df.to_csv(in_tmp / "data/balanced/train.csv", index=False)
+    df.to_csv(in_tmp / "data/preprocessed/train.csv", index=False)
     with pytest.raises(DataError, match="labels outside 0..1"):
         train.run(tiny_cfg(), inputs, outputs_in(in_tmp))
 
@@ -230,7 +254,7 @@ def test_two_phase_fine_tuning_of_a_pretrained_backbone(in_tmp):
     donor.get_layer(BACKBONE).save_weights(path)
     cfg = tiny_cfg(32, model="mobilenetv2", weights=str(path), epochs=1, fine_tune_epochs=1)
     outs = outputs_in(in_tmp)
-    train.train(cfg, make_project(in_tmp), outs, callbacks=(CountTrainable(),))
+    train.train(cfg, make_project(in_tmp, image_size=32), outs, callbacks=(CountTrainable(),))
     hist = pd.read_csv(outs["history"])
     assert hist["epoch"].tolist() == [1, 2]
     np.testing.assert_allclose(hist["learning_rate"], [1e-3, 1e-5], rtol=1e-5)

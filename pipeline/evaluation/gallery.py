@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from pipeline import images
+from pipeline import images as images_io
 from pipeline.evaluation.figures import plt, to_base64
 from pipeline.evaluation.metrics import predict_labels
 
@@ -33,6 +33,7 @@ def confident_errors(
     names = np.asarray(classes, dtype=object)
     return pd.DataFrame(
         {
+            "row": order,
             "path": test_df["path"].to_numpy()[order],
             "patient_id": test_df["patient_id"].to_numpy()[order],
             "true": names[y[order]],
@@ -42,8 +43,22 @@ def confident_errors(
     )
 
 
-def errors_figure(errors: pd.DataFrame, channels: int) -> str | None:
-    """A grid of thumbnails titled true/pred/prob; None when there are no errors."""
+def _thumbnail(err, channels: int, images: np.ndarray | None) -> np.ndarray | None:
+    """The image the model saw (row of the preprocessed array), else the file decoded."""
+    if images is not None:
+        return np.asarray(images[int(err.row)])
+    try:
+        return images_io.read(err.path, channels)
+    except (OSError, images_io.DecodeError) as exc:
+        log.warning("confident errors: cannot read %s (%s)", err.path, exc)
+        return None
+
+
+def errors_figure(errors: pd.DataFrame, channels: int, images: np.ndarray | None = None) -> str | None:
+    """A grid of thumbnails titled true/pred/prob; None when there are no errors.
+
+    `images`: the test split's preprocessed array (rows as in `errors.row`); None reads the files.
+    """
     if errors.empty:
         return None
     rows = int(np.ceil(len(errors) / COLUMNS))
@@ -51,10 +66,8 @@ def errors_figure(errors: pd.DataFrame, channels: int) -> str | None:
     for ax in axes.ravel():
         ax.axis("off")
     for ax, err in zip(axes.ravel(), errors.itertuples(), strict=False):
-        try:
-            img = images.read(err.path, channels)
-        except (OSError, images.DecodeError) as exc:
-            log.warning("confident errors: cannot read %s (%s)", err.path, exc)
+        img = _thumbnail(err, channels, images)
+        if img is None:
             continue
         ax.imshow(img[:, :, 0] if img.shape[2] == 1 else img, cmap="gray" if img.shape[2] == 1 else None)
         ax.set_title(f"true {err.true}\npred {err.predicted} p={err.probability:.2f}", fontsize=7)

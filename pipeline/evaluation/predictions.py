@@ -16,7 +16,7 @@ import pandas as pd
 import pipeline.models.layers  # noqa: F401  registers medpipe's custom layers for safe-mode loading
 from pipeline.config import EvaluateConfig
 from pipeline.errors import DataError
-from pipeline.training.data import predict_proba
+from pipeline.training.data import predict_images, predict_proba
 
 
 def load_model(path: Path) -> keras.Model:
@@ -61,9 +61,18 @@ class Predictions:
 
 
 def predict_split(
-    model: keras.Model, label_map: dict, df: pd.DataFrame, cfg: EvaluateConfig, name: str
+    model: keras.Model,
+    label_map: dict,
+    df: pd.DataFrame,
+    cfg: EvaluateConfig,
+    name: str,
+    images: np.ndarray | None = None,
 ) -> Predictions:
-    """Run the model on a split manifest (TTA per cfg.tta) and check its output matches the labels."""
+    """Run the model on a split (TTA per cfg.tta) and check its output matches the labels.
+
+    `images`: the split's preprocessed uint8 array, row-aligned with `df` (the evaluate stage);
+    None decodes the manifest's files at the label map's size (a champion re-scored by register).
+    """
     task = Task.from_label_map(label_map)
     if len(df) == 0:
         raise DataError(f"the {name} split is empty; enlarge split.{name}_fraction")
@@ -72,7 +81,17 @@ def predict_split(
         raise DataError(
             f"the {name} split has labels outside 0..{len(task.classes) - 1}; re-run split and train"
         )
-    proba = predict_proba(model, df, int(label_map["image_size"]), int(label_map["channels"]), tta=cfg.tta)
+    if images is not None:
+        proba = predict_images(model, images, tta=cfg.tta)
+    else:
+        size, channels, window = (
+            int(label_map["image_size"]),
+            int(label_map["channels"]),
+            label_map.get("window"),
+        )
+        proba = predict_proba(
+            model, df, size, channels, tta=cfg.tta, window=tuple(window) if window else None
+        )
     if proba.shape != (len(df), len(task.classes)):
         raise DataError(
             f"model outputs {proba.shape[1:]} columns but label_map.json lists {len(task.classes)} classes; "

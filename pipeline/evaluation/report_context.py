@@ -35,6 +35,7 @@ def report_figures(
     tables: dict[str, pd.DataFrame],
     history: pd.DataFrame | None,
     channels: int,
+    images: np.ndarray | None = None,
 ) -> dict:
     """{name: base64 PNG or None} plus the heat-map patient."""
     label = task.classes[task.positive] if task.positive is not None else "micro-average one-vs-rest"
@@ -51,7 +52,7 @@ def report_figures(
         "confusion": figures.confusion_figure(result["confusion_matrix"]["matrix"], task.classes),
         "calibration": figures.calibration_figure(tables["calibration.csv"], result["ece"], label),
         "history": figures.history_figure(history) if history is not None else None,
-        "errors": gallery.errors_figure(errors, channels),
+        "errors": gallery.errors_figure(errors, channels, images),
         "heatmap": None,
     }
     patient = None

@@ -1,4 +1,4 @@
-"""evaluate stage: models/ + data/splits -> reports/metrics.json, reports/diagnostics.json,
+"""evaluate stage: models/ + data/preprocessed -> reports/metrics.json, reports/diagnostics.json,
 reports/eval/*.csv (curves and predictions.csv: path, split, label, p_<class>..., predicted),
 reports/report.html.
 
@@ -7,6 +7,8 @@ threshold); test metrics get 95 % CIs by patient (cluster) bootstrap. metrics.js
 30 FLAT numbers (image- and patient-level headline, CIs of gate.metric; the register gate reads
 metrics[gate.metric]); diagnostics.json holds the full result: CIs of every metric, per_class,
 confusion_matrix, patient_level, threshold_rule, test_manifest_sha256 (pipeline.evaluation.metrics_file).
+Images come only from the preprocess stage's arrays (input `preprocessed`: val/test .npy + the
+row-aligned manifests); their size, channels and window must match the model's label_map.json.
 Optional input `history` (reports/train/history.csv) adds training curves to the report.
 All outputs are computed in memory first and written at the end (no partial outputs).
 """
@@ -17,8 +19,9 @@ import logging
 import shutil
 from pathlib import Path
 
-from pipeline import manifest
+from pipeline import arrays, manifest
 from pipeline.config import Config
+from pipeline.errors import DataError
 from pipeline.evaluation import curves, metrics_file, report
 from pipeline.evaluation.by_source import source_specific
 from pipeline.evaluation.model_card import file_sha256
@@ -47,20 +50,37 @@ def _write_text(text: str, path: Path) -> None:
     tmp.replace(path)
 
 
+def _check_geometry(meta: dict, label_map: dict) -> None:
+    """The arrays must be what the model was trained on (size, channels, intensity window)."""
+    want = {k: label_map.get(k) for k in ("image_size", "channels", "window")}
+    have = {k: meta.get(k) for k in want}
+    if "window" not in label_map:
+        want["window"] = have["window"]  # a label map from before windows were recorded
+    if want != have:
+        raise DataError(
+            f"the model was trained on {want} but the preprocessed arrays hold {have}; "
+            "re-run the stages after preprocess (dvc repro)"
+        )
+
+
 def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     ecfg = cfg.evaluate
     check_config(ecfg)
-    model_dir, splits_dir = Path(inputs["model"]), Path(inputs["splits"])
+    model_dir, splits_dir = Path(inputs["model"]), Path(inputs["preprocessed"])
     label_map = manifest.read_json(model_dir / "label_map.json")
     summary_path = model_dir / "train_summary.json"
     train_summary = manifest.read_json(summary_path) if summary_path.is_file() else {}
     task = Task.from_label_map(label_map)
     model = load_model(model_dir / "model.keras")
-    val_df = manifest.read(splits_dir / "val.csv", REQUIRED_COLUMNS)
-    test_df = manifest.read(splits_dir / "test.csv", REQUIRED_COLUMNS)
+    meta = arrays.read_meta(splits_dir)
+    _check_geometry(meta, label_map)
+    val_split, test_split = (
+        arrays.load_split(splits_dir, n, meta, REQUIRED_COLUMNS) for n in ("val", "test")
+    )
+    val_df, test_df = val_split.rows, test_split.rows
 
-    val = predict_split(model, label_map, val_df, ecfg, "val")
-    test = predict_split(model, label_map, test_df, ecfg, "test")
+    val = predict_split(model, label_map, val_df, ecfg, "val", val_split.images)
+    test = predict_split(model, label_map, test_df, ecfg, "test", test_split.images)
     result = evaluate_predictions(task, val, test, ecfg)
     result["test_manifest_sha256"] = file_sha256(splits_dir / "test.csv")
     result["classes"] = task.classes
@@ -70,7 +90,8 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
 
     tables = curves.plot_tables(test.y, test.proba, task.classes, task.positive, result["threshold"])
     history = read_history(inputs.get("history"))
-    figs = report_figures(task, result, test, test_df, tables, history, int(label_map["channels"]))
+    channels = int(label_map["channels"])
+    figs = report_figures(task, result, test, test_df, tables, history, channels, test_split.images)
     html = report.render(report_context(cfg, task, label_map, train_summary, result, splits_dir, figs))
     parts = [("val", val_df, val), ("test", test_df, test)]
     tables[PREDICTIONS_FILE] = prediction_table(task, parts, result["threshold"])

@@ -1,7 +1,9 @@
-"""train stage: balanced train manifest + val split -> models/ (model.keras, label_map.json,
+"""train stage: preprocessed train/val arrays -> models/ (model.keras, label_map.json,
 train_summary.json), reports/train/history.csv; resumable through checkpoints/.
 
-Inputs: balanced (dir with train.csv, class_weights.json), splits (dir with val.csv), labels.json.
+Inputs: preprocessed (the preprocess stage's dir: train/val .npy + .csv + meta.json; the only
+image input), balanced (dir with class_weights.json), labels.json. Image size, channels and the
+intensity window come from meta.json and travel to models/label_map.json.
 """
 
 from __future__ import annotations
@@ -11,14 +13,12 @@ import logging
 import time
 from pathlib import Path
 
-import pandas as pd
-
-from pipeline import manifest, tracking
+from pipeline import arrays, manifest, tracking
 from pipeline.config import Config
 from pipeline.errors import ConfigError, DataError
 from pipeline.models import applications, build_model, ensemble
 from pipeline.training import checkpoints, export
-from pipeline.training.data import ManifestDataset
+from pipeline.training.data import ArrayBatches
 from pipeline.training.fit import fit
 from pipeline.training.losses import load_class_weights
 from pipeline.training.runtime import configure
@@ -27,19 +27,13 @@ from pipeline.training.selection import best_row, monitor_of, selection_start
 log = logging.getLogger(__name__)
 
 
-def _read_split(path: Path, n_classes: int) -> pd.DataFrame:
-    df = manifest.read(path, required=["path", "label"])
-    if df.empty:
-        raise DataError(f"{path} has no rows; check the split/balance stages")
-    if df["label"].isna().any() or not df["label"].between(0, n_classes - 1).all():
-        raise DataError(f"{path} has labels outside 0..{n_classes - 1} (labels.json lists {n_classes})")
-    missing = [p for p in df["path"] if not Path(p).is_file()]
-    if missing:
+def _check_labels(split: arrays.Split, n_classes: int) -> None:
+    labels = split.labels
+    if labels.min() < 0 or labels.max() >= n_classes:
         raise DataError(
-            f"{path}: {len(missing)} image(s) missing, e.g. {missing[0]}; run from the project root "
-            "or re-run the stages that write them"
+            f"the {split.name} split has labels outside 0..{n_classes - 1} (labels.json lists {n_classes}); "
+            "re-run the split/balance/preprocess stages"
         )
-    return df
 
 
 def _labels(path: Path) -> dict:
@@ -48,18 +42,6 @@ def _labels(path: Path) -> dict:
     if not isinstance(classes, list) or len(classes) < 2:
         raise DataError(f"{path} must list at least 2 'classes'; re-run the regroup stage")
     return doc
-
-
-def _datasets(cfg: Config, train_df: pd.DataFrame, val_df: pd.DataFrame, n_classes: int):
-    size, channels = cfg.preprocess.image_size, cfg.preprocess.channels
-    budget = cfg.train.cache_mb * 2**20
-    common = dict(image_size=size, channels=channels, batch_size=cfg.train.batch_size)
-    train_ds = ManifestDataset.from_manifest(
-        train_df, n_classes, shuffle=True, seed=cfg.train.seed, cache_bytes=budget, **common
-    )
-    used = 0 if train_ds.cache is None else train_ds.cache.nbytes
-    val_ds = ManifestDataset.from_manifest(val_df, n_classes, cache_bytes=budget - used, **common)
-    return train_ds, val_ds
 
 
 def resume_exact(members: list[dict]) -> bool | None:
@@ -73,15 +55,24 @@ def train(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path], callba
     started = time.perf_counter()
     labels = _labels(inputs["labels"])
     n_classes = len(labels["classes"])
-    train_csv, val_csv = Path(inputs["balanced"]) / "train.csv", Path(inputs["splits"]) / "val.csv"
+    data_dir = Path(inputs["preprocessed"])
+    meta = arrays.read_meta(data_dir)
+    train_split, val_split = (arrays.load_split(data_dir, name, meta) for name in ("train", "val"))
+    for split in (train_split, val_split):
+        _check_labels(split, n_classes)
     weights_json = Path(inputs["balanced"]) / "class_weights.json"
-    train_df, val_df = _read_split(train_csv, n_classes), _read_split(val_csv, n_classes)
     class_weight = load_class_weights(weights_json, n_classes)
 
-    params = {"train": dataclasses.asdict(cfg.train), "preprocess": dataclasses.asdict(cfg.preprocess)}
-    fp_files = [train_csv, val_csv, weights_json, inputs["labels"]]
-    train_ds, val_ds = _datasets(cfg, train_df, val_df, n_classes)
-    shape = (cfg.preprocess.image_size, cfg.preprocess.image_size, cfg.preprocess.channels)
+    preprocess = {k: meta[k] for k in ("image_size", "channels", "window")}  # what the arrays hold
+    params = {"train": dataclasses.asdict(cfg.train), "preprocess": preprocess}
+    arrays_id = {name: meta["splits"][name] for name in ("train", "val")}  # rows + sha256 of the arrays
+    fp_files = [weights_json, inputs["labels"]]
+    bs = cfg.train.batch_size
+    train_ds = ArrayBatches(
+        train_split.images, train_split.labels, n_classes, bs, shuffle=True, class_weight=class_weight
+    )
+    val_ds = ArrayBatches(val_split.images, val_split.labels, n_classes, bs)
+    shape = tuple(int(d) for d in train_split.images.shape[1:])
     monitor, mode = monitor_of(cfg.train, n_classes)
     n_members = cfg.train.ensemble
     if n_members < 1:
@@ -91,12 +82,18 @@ def train(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path], callba
         tcfg = dataclasses.replace(cfg.train, seed=cfg.train.seed + k)
         root = Path(outputs["checkpoints"]) / (f"member{k + 1}" if n_members > 1 else "")
         ckpt = checkpoints.CheckpointDir(root)
-        resumed = ckpt.prepare(checkpoints.fingerprint({**params, "member_seed": tcfg.seed}, fp_files))
+        fingerprint = {**params, "arrays": arrays_id, "member_seed": tcfg.seed}
+        resumed = ckpt.prepare(checkpoints.fingerprint(fingerprint, fp_files))
         runtime = configure(tcfg.seed)
         train_ds.seed = tcfg.seed
         with runtime.scope():
             model = build_model(tcfg, shape, n_classes)
-        timer = fit(model, train_ds, val_ds, tcfg, ckpt, runtime, class_weight, callbacks)
+        try:
+            timer = fit(model, train_ds, val_ds, tcfg, ckpt, runtime, callbacks)
+        except BaseException:
+            train_ds.close()
+            val_ds.close()
+            raise
         history = ckpt.read_history()
         table = export.history_table(history)
         best = best_row(table, monitor, mode, selection_start(tcfg))
@@ -113,6 +110,8 @@ def train(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path], callba
         )
         models.append(export.as_float32(model, lambda c=tcfg: build_model(c, shape, n_classes)))
         histories.append((ckpt, history))
+    train_ds.close()
+    val_ds.close()
     model = ensemble.average(models, name=f"medpipe_{cfg.train.model}_x{n_members}")
     first, img_s = members[0], members[0]["images_per_second"]
     best = best_row(export.history_table(histories[0][1]), monitor, mode, selection_start(cfg.train))
@@ -131,22 +130,22 @@ def train(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path], callba
         "ensemble": members if n_members > 1 else None,
         "wall_seconds": round(time.perf_counter() - started, 2),
         "train_images_per_second": round(img_s, 1) if img_s else None,
-        "n_train": len(train_df),
-        "n_val": len(val_df),
+        "n_train": len(train_split.rows),
+        "n_val": len(val_split.rows),
         "class_weight": class_weight,
-        "cached_in_ram": train_ds.cache is not None,
         **runtime.summary(),
         "params": params,
         "backbone_weights": applications.weights_record(
-            cfg.train.weights, cfg.train.model, cfg.preprocess.image_size
+            cfg.train.weights, cfg.train.model, int(meta["image_size"])
         ),
     }
     label_map = {
         "classes": labels["classes"],
         "positive": labels.get("positive"),
         "format": labels.get("format"),
-        "image_size": cfg.preprocess.image_size,
-        "channels": cfg.preprocess.channels,
+        "image_size": int(meta["image_size"]),
+        "channels": int(meta["channels"]),
+        "window": meta.get("window"),
     }
     export.write_model_dir(model, label_map, summary, outputs["model"])
     export.write_history(histories[0][1], outputs["history"])  # member 1's curves (all: summary)

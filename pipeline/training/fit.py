@@ -21,7 +21,7 @@ from pipeline.config import TrainConfig
 from pipeline.errors import ConfigError
 from pipeline.models import applications
 from pipeline.training.checkpoints import CheckpointDir
-from pipeline.training.data import EpochShuffle, ManifestDataset
+from pipeline.training.data import ArrayBatches, EpochShuffle
 from pipeline.training.losses import make_loss
 from pipeline.training.optim import make_optimizer
 from pipeline.training.resume import ResumableBackup, capture, read_json, restore, write_json
@@ -134,11 +134,17 @@ def compile_model(
     optimizer: float | keras.optimizers.Optimizer,
     loss: str,
     label_smoothing: float = 0.0,
+    steps_per_execution: int = 1,
 ) -> None:
     """Compile with `optimizer` (a float means Adam at that learning rate) and the named loss."""
     if not isinstance(optimizer, keras.optimizers.Optimizer):
         optimizer = keras.optimizers.Adam(optimizer)
-    model.compile(optimizer=optimizer, loss=make_loss(loss, label_smoothing), metrics=["accuracy"])
+    model.compile(
+        optimizer=optimizer,
+        loss=make_loss(loss, label_smoothing),
+        metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
+    )
 
 
 def _callbacks(cfg: TrainConfig, phase: Phase, ckpt: CheckpointDir, train_ds, val_ds, timer) -> list:
@@ -181,16 +187,20 @@ def _callbacks(cfg: TrainConfig, phase: Phase, ckpt: CheckpointDir, train_ds, va
 
 def fit(
     model: keras.Model,
-    train_ds: ManifestDataset,
-    val_ds: ManifestDataset,
+    train_ds: ArrayBatches,
+    val_ds: ArrayBatches,
     cfg: TrainConfig,
     ckpt: CheckpointDir,
     runtime: Runtime,
-    class_weight: dict[int, float] | None = None,
     extra_callbacks: tuple = (),
+    steps_per_execution: int | None = None,
 ) -> EpochLog:
-    """Run every phase not finished yet; leave the best (train.monitor) weights in `model`."""
-    timer = EpochLog(n_images=len(train_ds.paths), total_epochs=cfg.epochs + cfg.fine_tune_epochs)
+    """Run every phase not finished yet; leave the best (train.monitor) weights in `model`.
+
+    Class weights travel as per-sample weights in the training batches (ArrayBatches), gathered
+    with the images: Keras' `class_weight=` would map them per sample in Python every step.
+    """
+    timer = EpochLog(n_images=train_ds.n, total_epochs=cfg.epochs + cfg.fine_tune_epochs)
     for phase in plan_phases(cfg, model):
         done = ckpt.phase_weights(phase.name)
         done_state = done.with_name(f"{phase.name}.done.state.json")
@@ -207,7 +217,7 @@ def fit(
         with runtime.scope():
             steps = len(train_ds)
             optimizer = make_optimizer(cfg, phase.learning_rate, phase.epochs - phase.initial_epoch, steps)
-            compile_model(model, optimizer, cfg.loss, cfg.label_smoothing)
+            compile_model(model, optimizer, cfg.loss, cfg.label_smoothing, steps_per_execution or 1)
         model._initial_epoch = None  # set by BackupAndRestore of a previous phase; Keras never resets it
         log.info(
             "phase %s: epochs %d-%d, lr %g (%s, %s)",
@@ -225,7 +235,6 @@ def fit(
                 validation_data=runtime.shardable(val_ds),
                 epochs=phase.epochs,
                 initial_epoch=phase.initial_epoch,
-                class_weight=class_weight,
                 # the dataset orders its own batches from (seed, epoch); Keras' shuffle would reorder
                 # them with Python's global `random`, which any other code (or a resume) can advance
                 shuffle=False,

@@ -26,8 +26,8 @@ def make_loss(name: str, label_smoothing: float = 0.0) -> keras.losses.Loss:
 def load_class_weights(path: Path, n_classes: int) -> dict[int, float] | None:
     """Class weights from the balance stage's class_weights.json, or None when all are 1.
 
-    The dict goes to `model.fit(class_weight=...)`, which Keras 3 turns into per-sample
-    weights for PyDataset batches.
+    The training batches carry them as per-sample weights (pipeline.training.data.ArrayBatches
+    gathers them with the images, vectorised; Keras' own class_weight= maps them in a Python loop).
     """
     if not path.is_file():
         log.warning("%s not found; training without class weights", path)

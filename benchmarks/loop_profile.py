@@ -1,0 +1,129 @@
+"""Train-loop ablation (not a test): where a training step's time goes, one variant at a time.
+
+    KERAS_BACKEND=jax uv run python benchmarks/loop_profile.py --variants stage no_zoom no_aug
+    KERAS_BACKEND=tensorflow uv run python benchmarks/loop_profile.py
+
+Trains baseline_cnn (default train params: flips + rot90 + zoom 0.1, batch 16) on synthetic
+uint8 images through the train stage's own path (ArrayBatches over a memmapped .npy, the stage's
+callbacks, runtime.configure) and switches ONE thing per variant:
+  stage        the train stage as configured (pipeline.training.fit.fit)
+  no_zoom      augment.zoom 0          no_aug     every augmentation off
+  keras_zoom   keras.layers.RandomZoom instead of medpipe's separable zoom
+  spe<N>       steps_per_execution N (fit's default is the stage's own setting)
+Variants run alternated for --rounds rounds (the machine is shared); medians are reported.
+Writes benchmarks/out/loop_profile_<backend>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+log = logging.getLogger("benchmarks.loop_profile")
+
+
+def run_variant(name: str, images_path: Path, labels, args) -> float:
+    import numpy as np
+
+    from pipeline.config import TrainConfig
+    from pipeline.models import build_model
+    from pipeline.training import fit as fit_mod
+    from pipeline.training.checkpoints import CheckpointDir
+    from pipeline.training.data import ArrayBatches
+    from pipeline.training.runtime import configure
+
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, early_stopping_patience=99)
+    if name == "no_zoom":
+        cfg = dataclasses.replace(cfg, augment=dataclasses.replace(cfg.augment, zoom=0.0))
+    elif name == "no_aug":
+        aug = dataclasses.replace(cfg.augment, flip=False, vflip=False, rot90=False, zoom=0.0)
+        cfg = dataclasses.replace(cfg, augment=aug)
+    runtime = configure(cfg.seed)
+    images = np.load(images_path, mmap_mode="r")
+    train = ArrayBatches(images, labels, 2, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    val = ArrayBatches(images[:256], labels[:256], 2, cfg.batch_size)
+    old_zoom = os.environ.pop("MEDPIPE_KERAS_ZOOM", None)
+    if name == "keras_zoom":
+        os.environ["MEDPIPE_KERAS_ZOOM"] = "1"
+    spe = int(name[3:]) if name.startswith("spe") else None
+    try:
+        with runtime.scope():
+            model = build_model(cfg, images.shape[1:], 2)
+        with tempfile.TemporaryDirectory() as tmp:
+            timer = fit_mod.fit(
+                model, train, val, cfg, CheckpointDir(Path(tmp)), runtime, steps_per_execution=spe
+            )
+    finally:
+        os.environ.pop("MEDPIPE_KERAS_ZOOM", None)
+        if old_zoom is not None:
+            os.environ["MEDPIPE_KERAS_ZOOM"] = old_zoom
+        train.close()
+        val.close()
+    return timer.images_per_second()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", nargs="+", default=["stage", "no_zoom", "no_aug", "keras_zoom"])
+    parser.add_argument("--n", type=int, default=2048)
+    parser.add_argument("--size", type=int, default=50)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=3, help="the first (compilation) is left out")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    log.setLevel(logging.INFO)
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, args.n)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "train.npy"
+        arr = np.lib.format.open_memmap(path, "w+", np.uint8, (args.n, args.size, args.size, 3))
+        arr[:] = rng.integers(0, 256, arr.shape, dtype=np.uint8)
+        arr.flush()
+        del arr
+        rates: dict[str, list[float]] = {v: [] for v in args.variants}
+        for r in range(args.rounds):
+            for v in args.variants:
+                load = os.getloadavg()[0]
+                rate = run_variant(v, path, labels, args)
+                rates[v].append(rate)
+                log.info("round %d %-10s %8.1f img/s (load %.1f)", r + 1, v, rate, load)
+    backend = keras.backend.backend()
+    med = {v: statistics.median(x) for v, x in rates.items()}
+    print(
+        f"\n{backend}: baseline_cnn {args.size}px batch {args.batch_size}, {args.n} images, {os.cpu_count()} cores"
+    )
+    for v in args.variants:
+        print(f"  {v:12s} median {med[v]:8.1f} img/s   runs {[round(x) for x in rates[v]]}")
+    out = ROOT / "benchmarks" / "out" / f"loop_profile_{backend}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "backend": backend,
+                "args": vars(args),
+                "runs": rates,
+                "median": med,
+                "date": time.strftime("%Y-%m-%d"),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
