@@ -15,3 +15,7 @@ class DataError(MedpipeError):
 
 class ValidationFailed(MedpipeError):
     """The data failed validation; the message names the bad rows."""
+
+
+class ResourceError(MedpipeError):
+    """The job does not fit the machine (accelerator or host memory); the message says what to lower."""

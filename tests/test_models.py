@@ -93,3 +93,23 @@ def test_rot90_layer_rotates_by_exact_quarter_turns():
     assert all(len(t) == 1 for t in turns)
     assert set(t[0] for t in turns) == {0, 1, 2, 3}
     np.testing.assert_array_equal(RandomRot90(seed=3)(x, training=False), x)
+
+
+def test_axis_zoom_is_identity_at_inference_bilinear_and_reflecting_in_training():
+    from pipeline.models.layers import RandomAxisZoom, resample_matrices
+
+    x = np.random.default_rng(0).integers(0, 256, (3, 12, 12, 2)).astype("float32")
+    layer = RandomAxisZoom(0.2, seed=4)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x, training=False)), x)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(resample_matrices(np.ones(2, "float32"), 5))[1], np.eye(5)
+    )
+    out = keras.ops.convert_to_numpy(layer(x, training=True))
+    assert out.shape == x.shape and not np.allclose(out, x)
+    assert out.min() >= x.min() - 1e-3 and out.max() <= x.max() + 1e-3  # a convex mix of pixels
+    # zoom out by 1.5 on 4 pixels: the border samples reflect back into the image (weights sum to 1)
+    m = keras.ops.convert_to_numpy(resample_matrices(np.array([1.5], "float32"), 4))[0]
+    np.testing.assert_allclose(m.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(m[1], [0.25, 0.75, 0.0, 0.0], atol=1e-6)
+    reloaded = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert isinstance(reloaded, RandomAxisZoom) and reloaded.factor == 0.2

@@ -88,7 +88,9 @@ def test_radiograph_augmentation_flips_only_horizontally():
     model = build_model(TrainConfig(augment=aug), (28, 28, 1), 2)
     kinds = _layer_types(model)
     assert model.get_layer(index=1).mode == "horizontal"
-    assert {"RandomRotation", "RandomTranslation", "RandomZoom"} <= set(kinds) and "RandomRot90" not in kinds
+    assert {"RandomRotation", "RandomTranslation", "RandomAxisZoom"} <= set(
+        kinds
+    ) and "RandomRot90" not in kinds
     x = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1)).astype(np.float32)
     np.testing.assert_array_equal(model(x, training=False), model(x, training=False))
     assert not np.allclose(model(x, training=True), model(x, training=True))
@@ -97,7 +99,7 @@ def test_radiograph_augmentation_flips_only_horizontally():
 def test_default_augmentation_is_unchanged():
     model = build_model(TrainConfig(), (28, 28, 3), 2)
     assert model.get_layer(index=1).mode == "horizontal_and_vertical"
-    assert _layer_types(model)[1:4] == ["RandomFlip", "RandomRot90", "RandomZoom"]
+    assert _layer_types(model)[1:4] == ["RandomFlip", "RandomRot90", "RandomAxisZoom"]
 
 
 def test_bad_augmentation_value_is_a_config_error():

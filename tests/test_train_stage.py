@@ -281,7 +281,7 @@ def test_a_resumed_train_is_the_uninterrupted_run(in_tmp):
     from pipeline.stages import train
 
     inputs = make_project(in_tmp)
-    cfg = tiny_cfg(epochs=4, cache_mb=0, dropout=0.3, reduce_lr_patience=1, early_stopping_patience=2)
+    cfg = tiny_cfg(epochs=4, dropout=0.3, reduce_lr_patience=1, early_stopping_patience=2)
     a, b = outputs_in(in_tmp, "_a"), outputs_in(in_tmp, "_b")
     train.run(cfg, inputs, a)
     with pytest.raises(_Kill):
@@ -306,3 +306,26 @@ def test_a_resume_without_its_rng_state_is_marked_inexact(in_tmp):
     train.run(cfg, inputs, outs)
     summary = json.loads((outs["model"] / "train_summary.json").read_text())
     assert summary["resumed"] is True and summary["resume_exact"] is False
+
+
+def test_out_of_memory_is_one_line_and_leaves_no_model(in_tmp):
+    import keras
+
+    from pipeline import cli
+    from pipeline.errors import ResourceError
+    from pipeline.stages import train
+
+    class DeviceOOM(keras.callbacks.Callback):  # what XLA raises when a step does not fit the GPU
+        def on_train_batch_begin(self, batch, logs=None):
+            raise RuntimeError(
+                "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 8589934592 bytes.\nBufferAssignment..."
+            )
+
+    inputs, outs = make_project(in_tmp), outputs_in(in_tmp)
+    with pytest.raises(
+        ResourceError, match="out of memory training baseline_cnn .* lower train.batch_size"
+    ) as err:
+        train.train(tiny_cfg(), inputs, outs, callbacks=(DeviceOOM(),))
+    assert "\n" not in str(err.value) and "e.g. 4" in str(err.value)
+    assert not outs["model"].exists() and not outs["history"].exists()
+    assert isinstance(err.value, cli.MedpipeError)  # the CLI prints it as one line and removes new outputs

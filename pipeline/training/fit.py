@@ -11,6 +11,7 @@ Optimizer and learning-rate schedule per phase come from pipeline.training.optim
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import keras
 
 from pipeline.config import TrainConfig
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, ResourceError
 from pipeline.models import applications
 from pipeline.training.checkpoints import CheckpointDir
 from pipeline.training.data import ArrayBatches, EpochShuffle
@@ -147,6 +148,32 @@ def compile_model(
     )
 
 
+OOM_MARKERS = ("RESOURCE_EXHAUSTED", "Out of memory", "OOM when allocating", "out of memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """An accelerator (or host) allocation failure as XLA/JAX, TensorFlow or the CUDA runtime report it."""
+    text = f"{type(exc).__name__}: {exc}"
+    return isinstance(exc, MemoryError) or any(marker in text for marker in OOM_MARKERS)
+
+
+@contextlib.contextmanager
+def out_of_memory_as_one_line(cfg: TrainConfig, train_ds, runtime: Runtime):
+    """Turn an out-of-memory failure inside fit into one ResourceError line naming the way out
+    (the CLI then removes the outputs this run created: nothing half-written in models/)."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        shape = "x".join(str(d) for d in train_ds.images.shape[1:])
+        raise ResourceError(
+            f"out of memory training {cfg.model} on {', '.join(runtime.devices)} ({runtime.precision}) "
+            f"at train.batch_size {cfg.batch_size}, images {shape}; lower train.batch_size "
+            f"(e.g. {max(1, cfg.batch_size // 2)}) or preprocess.image_size"
+        ) from None
+
+
 def _callbacks(cfg: TrainConfig, phase: Phase, ckpt: CheckpointDir, train_ds, val_ds, timer) -> list:
     if cfg.lr_schedule == "plateau":
         lr_control = keras.callbacks.ReduceLROnPlateau(
@@ -229,8 +256,8 @@ def fit(
             cfg.lr_schedule,
         )
         callbacks = _callbacks(cfg, phase, ckpt, train_ds, val_ds, timer)
-        with runtime.scope():  # JAX's DataParallel distributes each batch only inside its scope
-            model.fit(
+        with runtime.scope(), out_of_memory_as_one_line(cfg, train_ds, runtime):
+            model.fit(  # JAX's DataParallel distributes each batch only inside the runtime's scope
                 runtime.shardable(train_ds),
                 validation_data=runtime.shardable(val_ds),
                 epochs=phase.epochs,
