@@ -52,9 +52,16 @@ def run_variant(name: str, images_path: Path, labels, args) -> float:
     images = np.load(images_path, mmap_mode="r")
     train = ArrayBatches(images, labels, 2, cfg.batch_size, shuffle=True, seed=cfg.seed)
     val = ArrayBatches(images[:256], labels[:256], 2, cfg.batch_size)
-    old_zoom = os.environ.pop("MEDPIPE_KERAS_ZOOM", None)
-    if name == "keras_zoom":
-        os.environ["MEDPIPE_KERAS_ZOOM"] = "1"
+    from pipeline.models import layers as layers_mod
+
+    ours = layers_mod.RandomAxisZoom
+    if name == "keras_zoom":  # the generic affine warp medpipe used before (a gather per pixel in JAX)
+        import keras
+
+        def keras_zoom(factor, seed=None, **kwargs):
+            return keras.layers.RandomZoom((-factor, factor), fill_mode="reflect", seed=seed, **kwargs)
+
+        layers_mod.RandomAxisZoom = keras_zoom
     spe = int(name[3:]) if name.startswith("spe") else None
     try:
         with runtime.scope():
@@ -64,9 +71,7 @@ def run_variant(name: str, images_path: Path, labels, args) -> float:
                 model, train, val, cfg, CheckpointDir(Path(tmp)), runtime, steps_per_execution=spe
             )
     finally:
-        os.environ.pop("MEDPIPE_KERAS_ZOOM", None)
-        if old_zoom is not None:
-            os.environ["MEDPIPE_KERAS_ZOOM"] = old_zoom
+        layers_mod.RandomAxisZoom = ours
         train.close()
         val.close()
     return timer.images_per_second()
