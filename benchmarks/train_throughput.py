@@ -109,10 +109,12 @@ def measure(model_name: str, size: int, batch: int, args: argparse.Namespace, tm
     runtime = configure(cfg.seed, precision=args.precision)
     train = ArrayBatches(images, labels, 2, batch, shuffle=True, seed=cfg.seed)
     val = ArrayBatches(images[:n_val], labels[:n_val], 2, batch)
+    ckpt = CheckpointDir(tmp / f"ckpt_{model_name}")
+    ckpt.clear()  # fit's CSVLogger writes into it from the first epoch
     try:
         with runtime.scope():
             model = build_model(cfg, (size, size, 3), 2)
-        timer = fit(model, train, val, cfg, CheckpointDir(tmp / f"ckpt_{model_name}"), runtime)
+        timer = fit(model, train, val, cfg, ckpt, runtime)
     finally:
         train.close()
         val.close()
