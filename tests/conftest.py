@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,11 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "AWS_MAX_ATTEMPTS",
     ):
         monkeypatch.delenv(key, raising=False)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """CI runs slow tests while its time allows: past MEDPIPE_SLOW_DEADLINE (unix seconds, set by
+    .ci/run) a slow test that has not started yet is skipped, with the reason in the summary."""
+    deadline = os.environ.get("MEDPIPE_SLOW_DEADLINE")
+    if deadline and item.get_closest_marker("slow") and time.time() > float(deadline):
+        pytest.skip("CI time budget used up (MEDPIPE_SLOW_DEADLINE): run `uv run pytest -m slow` locally")
