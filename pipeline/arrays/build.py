@@ -21,6 +21,7 @@ from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -73,10 +74,7 @@ def _start_worker(job: Job) -> None:
     global _JOB
     import gc
 
-    import cv2
-
     gc.freeze()  # never walk (nor copy-on-write) the parent's heap
-    cv2.setNumThreads(1)  # the pool is the parallelism
     _JOB = job
 
 
@@ -90,6 +88,10 @@ def pick_pool(kind: str, n: int) -> str:
 
 
 def _executor(kind: str, workers: int, job: Job) -> Executor:
+    # The pool is the parallelism: OpenCV's own thread pool is switched off here, in the parent and
+    # before any fork. A child that reconfigures a pool whose threads it did not inherit (the parent
+    # had run OpenCV in threads, e.g. a smaller split first) waits forever for them.
+    cv2.setNumThreads(1)
     if kind == "thread":
         return ThreadPoolExecutor(workers)
     return ProcessPoolExecutor(
