@@ -350,7 +350,12 @@ def test_local_batch_and_incremental_resync(proj):
     expected = local_batch(src, p["outside"])
     ok(repro(p, source=str(src) + "-link"))
     assert raw_files(p["work"]) == expected
-    assert state(p["work"])["skipped"] == {"broken-link": 1, "hidden": 2, "not-an-image-name": 1}
+    assert state(p["work"])["skipped"] == {
+        "broken-link": 1,
+        "empty-folder": 1,
+        "hidden": 2,
+        "not-an-image-name": 1,
+    }
     raw = p["work"] / "data/raw"
     inode = (raw / "neg/plain.png").stat().st_ino
     lock = (p["work"] / "dvc.lock").read_bytes()
@@ -846,6 +851,7 @@ CASES = (
             "hidden-folder",
             "not-image",
             "root-is-link",
+            "empty-folder-counted",
         )
     ]
     + ["local:no-change", "local:changed+deleted+file-became-folder"]

@@ -107,3 +107,16 @@ def test_bad_source_is_one_line_error_and_keeps_previous_raw(tmp_path, setup, me
     assert "\n" not in str(err.value)
     assert files(raw) == before
     assert not list(tmp_path.glob(".raw.staging-*"))
+
+
+def test_an_empty_class_folder_is_counted_not_dropped_silently(tmp_path, caplog):
+    from pipeline.sources.local import scan
+
+    src = make_source(tmp_path / "src")
+    (src / "10000" / "2").mkdir()  # a class folder with no images yet
+    (src / "empty_patient").mkdir()
+    with caplog.at_level("INFO", logger="pipeline.sources.local"):
+        listing = scan(src, "source")
+    assert listing.skipped == {"empty-folder": 2}
+    assert "10000/2 (empty-folder)" in caplog.text
+    assert len(listing.files) == 4

@@ -82,6 +82,8 @@ def scan(root: Path, what: str) -> Listing:
                 if ancestor == str(root):
                     break
                 ancestor = os.path.dirname(ancestor)
+        if not dirnames and not filenames and prefix:
+            listing.skip("empty-folder", rel_dir)  # e.g. a class with no images yet: said, not dropped
         for name in sorted(filenames):
             path, rel = os.path.join(dirpath, name), prefix + name
             if os.path.islink(path):
