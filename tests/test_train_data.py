@@ -55,6 +55,40 @@ def test_class_weights_become_sample_weights(manifest, mapped):
     ds.close()
 
 
+def test_a_second_reader_thread_never_leaks_another_epochs_batches(manifest, mapped):
+    """Keras' TF trainer builds epoch N+1's tf.data iterator at the end of epoch N, before the
+    callbacks switch the order: that generator thread reads batches while set_epoch runs. The
+    batches the trainer then reads must be exactly its epoch's, and no reader may fail."""
+    import threading
+
+    labels = np.arange(20) % 2
+    ds = ArrayBatches(mapped, labels, 2, batch_size=2, shuffle=True, seed=11, prefetch=3)
+    stop, errors = threading.Event(), []
+
+    def stale_reader():
+        try:
+            while not stop.is_set():
+                for i in range(len(ds)):
+                    ds[i]
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(repr(exc))
+
+    reader = threading.Thread(target=stale_reader)
+    reader.start()
+    try:
+        for epoch in range(1, 120):
+            ds.set_epoch(epoch)
+            order = np.random.default_rng([11, epoch]).permutation(20)
+            for i in range(len(ds)):
+                x, _ = ds[i]
+                np.testing.assert_array_equal(x, np.asarray(mapped)[order[2 * i : 2 * i + 2]])
+    finally:
+        stop.set()
+        reader.join()
+        ds.close()
+    assert errors == []
+
+
 def test_shuffle_is_seeded_per_epoch_and_prefetch_follows_it(manifest, mapped):
     def batches(epoch, seed=5):
         ds = ArrayBatches(mapped, manifest["label"], 2, batch_size=8, shuffle=True, seed=seed)

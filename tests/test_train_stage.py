@@ -147,9 +147,10 @@ def test_two_runs_give_identical_weights_and_history(in_tmp):
     train.run(tiny_cfg(), inputs, a)
     # other code drawing from Python's global `random` mid-training must not change the batch order
     train.train(tiny_cfg(), inputs, b, callbacks=(DrawsFromGlobalRandom(),))
+    # history first: on a mismatch it shows the first epoch that diverged
+    pd.testing.assert_frame_equal(pd.read_csv(a["history"]), pd.read_csv(b["history"]))
     for wa, wb in zip(_weights(a["model"]), _weights(b["model"]), strict=True):
         np.testing.assert_array_equal(wa, wb)
-    pd.testing.assert_frame_equal(pd.read_csv(a["history"]), pd.read_csv(b["history"]))
 
 
 class _Kill(Exception):
@@ -290,9 +291,10 @@ def test_a_resumed_train_is_the_uninterrupted_run(in_tmp):
     summary = json.loads((b["model"] / "train_summary.json").read_text())
     assert summary["resumed"] is True and summary["resume_exact"] is True
     assert summary["epochs_this_run"][0] == 3
+    # history first: on a mismatch it shows the first epoch that diverged
+    pd.testing.assert_frame_equal(pd.read_csv(a["history"]), pd.read_csv(b["history"]))
     for wa, wb in zip(_weights(a["model"]), _weights(b["model"]), strict=True):
         np.testing.assert_array_equal(wa, wb)
-    pd.testing.assert_frame_equal(pd.read_csv(a["history"]), pd.read_csv(b["history"]))
 
 
 def test_a_resume_without_its_rng_state_is_marked_inexact(in_tmp):

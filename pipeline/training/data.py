@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -62,25 +63,33 @@ class ArrayBatches(keras.utils.PyDataset):
                 self.weights = table[labels]
         self.prefetch = prefetch
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="batches") if prefetch > 0 else None
-        self._ahead: dict[int, Future] = {}
+        # Keras' TF trainer builds the next epoch's tf.data iterator at the end of an epoch, so a
+        # second generator thread may call __getitem__ while EpochShuffle switches the order: every
+        # batch gathered ahead is keyed by (epoch, idx) and gathered with the order it was asked under
+        self._lock = threading.Lock()
+        self._ahead: dict[tuple[int, int], Future] = {}
+        self.epoch = 0
         self.order = np.arange(self.n)
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
         """Fix the sample order of `epoch` (same seed + epoch -> same order, also after a resume)."""
-        self._drop_ahead()
-        if self.shuffle:
-            self.order = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.n) if self.shuffle else self.order
+        with self._lock:
+            stale = self._take_ahead(lambda key: True)
+            self.epoch, self.order = epoch, order
+        _settle(stale)
 
     def __len__(self) -> int:
         return math.ceil(self.n / self.batch_size)
 
-    def batch_indices(self, idx: int) -> np.ndarray:
-        return self.order[idx * self.batch_size : (idx + 1) * self.batch_size]
+    def batch_indices(self, idx: int, order: np.ndarray | None = None) -> np.ndarray:
+        order = self.order if order is None else order
+        return order[idx * self.batch_size : (idx + 1) * self.batch_size]
 
-    def gather(self, idx: int) -> tuple[np.ndarray, ...]:
-        """Batch `idx` of the current order: one fancy-index gather per array."""
-        ids = self.batch_indices(idx)
+    def gather(self, idx: int, order: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """Batch `idx` of `order` (default: the current epoch's): one fancy-index gather per array."""
+        ids = self.batch_indices(idx, order)
         x = self.images[ids]
         if self.onehot is None:
             return (x,)
@@ -91,31 +100,40 @@ class ArrayBatches(keras.utils.PyDataset):
     def __getitem__(self, idx: int):
         if idx >= len(self):
             raise IndexError(idx)
-        future = self._ahead.pop(idx, None)
-        batch = future.result() if future is not None else self.gather(idx)
-        if self._pool is not None:  # keep the next `prefetch` batches in flight
-            for nxt in range(idx + 1, min(idx + 1 + self.prefetch, len(self))):
-                if nxt not in self._ahead:
-                    self._ahead[nxt] = self._pool.submit(self.gather, nxt)
-            for stale in [k for k in self._ahead if k <= idx]:
-                self._ahead.pop(stale).cancel()
-        return batch
+        with self._lock:
+            epoch, order = self.epoch, self.order
+            future = self._ahead.pop((epoch, idx), None)
+            if self._pool is not None:  # keep the next `prefetch` batches of this epoch in flight
+                for nxt in range(idx + 1, min(idx + 1 + self.prefetch, len(self))):
+                    if (epoch, nxt) not in self._ahead:
+                        self._ahead[(epoch, nxt)] = self._pool.submit(self.gather, nxt, order)
+            stale = self._take_ahead(lambda key: key[0] != epoch or key[1] <= idx)
+        _settle(stale)
+        return future.result() if future is not None else self.gather(idx, order)
 
-    def _drop_ahead(self) -> None:
-        for future in self._ahead.values():
-            future.cancel()
-        for future in self._ahead.values():
-            if not future.cancelled():
-                future.result()
-        self._ahead.clear()
+    def _take_ahead(self, which) -> list[Future]:
+        """Remove (under the lock) and return the batches gathered ahead whose key matches."""
+        keys = [key for key in self._ahead if which(key)]
+        return [self._ahead.pop(key) for key in keys]
 
     def on_epoch_end(self) -> None:
-        self._drop_ahead()
+        with self._lock:
+            stale = self._take_ahead(lambda key: True)
+        _settle(stale)
 
     def close(self) -> None:
-        self._drop_ahead()
+        self.on_epoch_end()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+
+
+def _settle(futures: list[Future]) -> None:
+    """Cancel batches nobody will read; wait for those already being gathered (outside the lock)."""
+    for future in futures:
+        future.cancel()
+    for future in futures:
+        if not future.cancelled():
+            future.exception()
 
 
 class EpochShuffle(keras.callbacks.Callback):
