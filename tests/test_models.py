@@ -113,3 +113,28 @@ def test_axis_zoom_is_identity_at_inference_bilinear_and_reflecting_in_training(
     np.testing.assert_allclose(m[1], [0.25, 0.75, 0.0, 0.0], atol=1e-6)
     reloaded = keras.layers.deserialize(keras.layers.serialize(layer))
     assert isinstance(reloaded, RandomAxisZoom) and reloaded.factor == 0.2
+
+
+def test_axis_zoom_affine_path_is_the_matmul_zoom():
+    """Under TensorFlow RandomAxisZoom runs TF's affine kernel; it must be the same zoom as the
+    matmuls (JAX's path): same sampling law, reflect fill, within float rounding."""
+    from pipeline.models.layers import RandomAxisZoom, zoom_by_affine, zoom_by_matmul
+
+    rng = np.random.default_rng(1)
+    scale = np.array([0.5, 0.9, 1.0, 1.1, 1.5, 2.3], "float32")  # zoom in, none, out, far out
+    for shape in [(6, 12, 12, 2), (6, 50, 50, 3), (6, 9, 13, 1)]:
+        x = rng.integers(0, 256, shape).astype("float32")
+        affine = keras.ops.convert_to_numpy(zoom_by_affine(x, scale))
+        matmul = keras.ops.convert_to_numpy(zoom_by_matmul(x, scale))
+        np.testing.assert_allclose(affine, matmul, atol=5e-3)
+        np.testing.assert_allclose(affine[2], x[2], atol=1e-3)  # scale 1: identity
+    # the layer: same random scales on either path, so the same output for the same seed
+    x = rng.integers(0, 256, (8, 20, 20, 3)).astype("float32")
+    outs = {}
+    for backends in [(), (keras.backend.backend(),)]:
+        layer = RandomAxisZoom(0.2, seed=7)
+        layer.AFFINE_BACKENDS = backends
+        outs[backends] = keras.ops.convert_to_numpy(layer(x, training=True))
+    a, b = outs.values()
+    np.testing.assert_allclose(a, b, atol=5e-3)
+    assert not np.allclose(a, x)

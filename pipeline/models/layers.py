@@ -62,6 +62,34 @@ def resample_matrices(scale, n: int):
     return a * (1.0 - frac) + b * frac
 
 
+def zoom_by_matmul(x, scale):
+    """Zoom each NHWC image b about its centre by scale[b] (source = c + (out - c) * scale):
+    bilinear, half-sample symmetric reflect, as two batched matmuls (rows, then columns)."""
+    rows = ops.cast(resample_matrices(scale, x.shape[1]), x.dtype)
+    cols = ops.cast(resample_matrices(scale, x.shape[2]), x.dtype)
+    x = ops.einsum("bij,bjwc->biwc", rows, x)
+    return ops.einsum("bkw,biwc->bikc", cols, x)
+
+
+def zoom_transforms(scale, height: int, width: int):
+    """(B, 8) projective transforms (output -> source coordinates) of the same zoom about the centre."""
+    scale = ops.cast(scale, "float32")
+    zero = ops.zeros_like(scale)
+    cy, cx = (height - 1) / 2.0, (width - 1) / 2.0
+    return ops.stack([scale, zero, cx * (1.0 - scale), zero, scale, cy * (1.0 - scale), zero, zero], axis=1)
+
+
+def zoom_by_affine(x, scale):
+    """zoom_by_matmul's zoom through keras.ops.image.affine_transform (bilinear, reflect: TF's
+    REFLECT is the same half-sample symmetric fill, and a source within a pixel of the border
+    reads the border pixel in both)."""
+    transforms = zoom_transforms(scale, x.shape[1], x.shape[2])
+    out = ops.image.affine_transform(
+        x, transforms, interpolation="bilinear", fill_mode="reflect", data_format="channels_last"
+    )
+    return ops.cast(out, x.dtype)
+
+
 @keras.saving.register_keras_serializable(package="medpipe")
 class RandomAxisZoom(keras.layers.Layer):
     """Random zoom in or out by a factor in [1 - factor, 1 + factor] per image (both axes alike),
@@ -70,7 +98,13 @@ class RandomAxisZoom(keras.layers.Layer):
     Zoom is separable, so it runs as two small batched matrix products (rows, then columns)
     instead of keras.layers.RandomZoom's generic affine warp, which the JAX backend evaluates as
     a per-pixel 3-D gather (jax.scipy.ndimage.map_coordinates): slow on CPU, worse on a GPU.
+    Under TensorFlow the same zoom (same random scales, same sampling law) runs as one
+    keras.ops.image.affine_transform, i.e. TF's native ImageProjectiveTransformV3 kernel, which
+    is faster there than the matmuls (benchmarks/loop_profile.py; results in benchmarks/results/).
     """
+
+    # backends whose affine_transform is a native resampling kernel (JAX's is the gather above)
+    AFFINE_BACKENDS: tuple[str, ...] = ("tensorflow",)
 
     def __init__(self, factor: float, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -82,14 +116,12 @@ class RandomAxisZoom(keras.layers.Layer):
         if not training or self.factor == 0:
             return inputs
         x = ops.cast(inputs, self.compute_dtype)
-        height, width = x.shape[1], x.shape[2]
         scale = keras.random.uniform(
             (ops.shape(x)[0],), 1.0 - self.factor, 1.0 + self.factor, seed=self.seed_generator
         )
-        rows = ops.cast(resample_matrices(scale, height), x.dtype)
-        cols = ops.cast(resample_matrices(scale, width), x.dtype)
-        x = ops.einsum("bij,bjwc->biwc", rows, x)
-        return ops.einsum("bkw,biwc->bikc", cols, x)
+        if keras.backend.backend() in self.AFFINE_BACKENDS:
+            return zoom_by_affine(x, scale)
+        return zoom_by_matmul(x, scale)
 
     def compute_output_shape(self, input_shape):
         return input_shape
