@@ -6,7 +6,7 @@ Generates N synthetic PNGs, preprocesses them into a .npy (the preprocess stage'
 baseline_cnn with each input variant for a few epochs and reports the steady-state training
 throughput (first epoch, with graph tracing, left out): Keras' own in-memory numpy path vs the
 train stage's ArrayBatches over the memory-mapped .npy (and over the same array in RAM).
-Goal: the memmap path >= 0.9x in-memory. Writes benchmarks/out/input.json.
+Goal: the memmap path >= 0.9x in-memory (medians of --rounds alternated runs). Writes benchmarks/out/input.json.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -65,6 +66,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=50)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds; medians reported")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     n, size, bs = args.n, args.size, args.batch_size
@@ -77,8 +79,9 @@ def main() -> None:
         mapped, labels = np.load(npy, mmap_mode="r"), df["label"].to_numpy()
         x, y = np.array(mapped), keras.utils.to_categorical(labels, 2)
         common = dict(n_classes=2, batch_size=bs, shuffle=True, seed=0)
-        results = {}
-        for _ in range(2):  # alternated: the machine is shared; the best of each is reported
+        runs: dict[str, list[float]] = {}
+        loads: dict[str, list[float]] = {}
+        for _ in range(args.rounds):  # alternated: the machine is shared; medians are reported
             for name, make in (
                 ("in-memory uint8 arrays (Keras numpy path)", None),
                 (
@@ -87,19 +90,25 @@ def main() -> None:
                 ),
                 ("ArrayBatches over an in-RAM array", lambda: ArrayBatches(x, labels, **common)),
             ):
+                load = os.getloadavg()[0]
                 rate = (
                     train_rate(x, y, args.epochs, bs, size, n)
                     if make is None
                     else train_rate(make(), epochs=args.epochs, size=size, n=n)
                 )
-                results[name] = max(results.get(name, 0.0), rate)
+                runs.setdefault(name, []).append(rate)
+                loads.setdefault(name, []).append(round(load, 2))
+                log.info("%-45s %8.0f img/s (load %.2f)", name, rate, load)
+        results = {k: statistics.median(v) for k, v in runs.items()}
     base = results["in-memory uint8 arrays (Keras numpy path)"]
     print(
         f"\nbaseline_cnn {size}px, {n} PNGs, batch {bs}, {os.cpu_count()} CPU cores, keras {keras.__version__}"
     )
-    print(f"{'input':45s} {'img/s':>8s} {'vs in-memory':>13s}")
+    print(
+        f"{'input (median of ' + str(args.rounds) + ' alternated runs)':45s} {'img/s':>8s} {'vs in-memory':>13s}"
+    )
     for name, rate in results.items():
-        print(f"{name:45s} {rate:8.0f} {rate / base:12.2f}x")
+        print(f"{name:45s} {rate:8.0f} {rate / base:12.2f}x   runs {[round(r) for r in runs[name]]}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(
         json.dumps(
@@ -111,7 +120,11 @@ def main() -> None:
                 "epochs": args.epochs,
                 "cpu_cores": os.cpu_count(),
                 "backend": keras.backend.backend(),
+                "rounds": args.rounds,
                 "images_per_second": {k: round(v, 1) for k, v in results.items()},
+                "runs": {k: [round(r, 1) for r in v] for k, v in runs.items()},
+                "load1_before": loads,
+                "date": time.strftime("%Y-%m-%d %H:%M"),
                 "ratio_vs_in_memory": {k: round(v / base, 3) for k, v in results.items()},
             },
             indent=2,

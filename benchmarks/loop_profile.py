@@ -8,7 +8,10 @@ uint8 images through the train stage's own path (ArrayBatches over a memmapped .
 callbacks, runtime.configure) and switches ONE thing per variant:
   stage        the train stage as configured (pipeline.training.fit.fit)
   no_zoom      augment.zoom 0          no_aug     every augmentation off
-  keras_zoom   keras.layers.RandomZoom instead of medpipe's separable zoom
+  keras_zoom   keras.layers.RandomZoom instead of medpipe's RandomAxisZoom
+  matmul_zoom  RandomAxisZoom's matmul path on every backend (the stage uses TF's affine kernel
+               under TensorFlow, the matmuls elsewhere)
+  no_bn        baseline_cnn without its BatchNorm (the model before b06fb4e: Conv2D + ReLU)
   spe<N>       steps_per_execution N (fit's default is the stage's own setting)
 Variants run alternated for --rounds rounds (the machine is shared); medians are reported.
 Writes benchmarks/out/loop_profile_<backend>.json.
@@ -33,6 +36,7 @@ log = logging.getLogger("benchmarks.loop_profile")
 
 
 def run_variant(name: str, images_path: Path, labels, args) -> float:
+    import keras
     import numpy as np
 
     from pipeline.config import TrainConfig
@@ -56,12 +60,28 @@ def run_variant(name: str, images_path: Path, labels, args) -> float:
 
     ours = layers_mod.RandomAxisZoom
     if name == "keras_zoom":  # the generic affine warp medpipe used before (a gather per pixel in JAX)
-        import keras
 
         def keras_zoom(factor, seed=None, **kwargs):
             return keras.layers.RandomZoom((-factor, factor), fill_mode="reflect", seed=seed, **kwargs)
 
         layers_mod.RandomAxisZoom = keras_zoom
+    affine = ours.AFFINE_BACKENDS
+    if name == "matmul_zoom":
+        ours.AFFINE_BACKENDS = ()
+    from pipeline.models import cnn
+
+    features = cnn.baseline_cnn_features
+    if name == "no_bn":
+
+        def no_bn_features(x):
+            for i, filters in enumerate((32, 64, 128), start=1):
+                x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{i}_conv")(
+                    x
+                )
+                x = keras.layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
+            return keras.layers.GlobalAveragePooling2D(name="gap")(x)
+
+        cnn.baseline_cnn_features = no_bn_features
     spe = int(name[3:]) if name.startswith("spe") else None
     try:
         with runtime.scope():
@@ -72,6 +92,8 @@ def run_variant(name: str, images_path: Path, labels, args) -> float:
             )
     finally:
         layers_mod.RandomAxisZoom = ours
+        cnn.baseline_cnn_features = features
+        ours.AFFINE_BACKENDS = affine
         train.close()
         val.close()
     return timer.images_per_second()
@@ -100,11 +122,13 @@ def main() -> None:
         arr.flush()
         del arr
         rates: dict[str, list[float]] = {v: [] for v in args.variants}
+        loads: dict[str, list[float]] = {v: [] for v in args.variants}
         for r in range(args.rounds):
             for v in args.variants:
                 load = os.getloadavg()[0]
                 rate = run_variant(v, path, labels, args)
                 rates[v].append(rate)
+                loads[v].append(round(load, 2))
                 log.info("round %d %-10s %8.1f img/s (load %.1f)", r + 1, v, rate, load)
     backend = keras.backend.backend()
     med = {v: statistics.median(x) for v, x in rates.items()}
@@ -122,7 +146,10 @@ def main() -> None:
                 "args": vars(args),
                 "runs": rates,
                 "median": med,
-                "date": time.strftime("%Y-%m-%d"),
+                "load1_before": loads,
+                "cpu_count": os.cpu_count(),
+                "keras": keras.__version__,
+                "date": time.strftime("%Y-%m-%d %H:%M"),
             },
             indent=2,
         )
