@@ -105,6 +105,7 @@ def run_one(flag: str, raw: dict, tag: str) -> dict:
         "goal_met": figures["test"]["auc"] >= goal[0] and figures["test"]["acc"] >= goal[1],
         "medmnist_v2": {k: {"auc": a, "acc": c} for k, (a, c) in MEDMNIST_V2.get(flag, {}).items()},
         "wall_seconds": round(time.perf_counter() - t0, 1),
+        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "niceness": os.nice(0),
