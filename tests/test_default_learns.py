@@ -51,7 +51,9 @@ def test_default_train_params_learn_the_sample(in_tmp):
     val.to_csv("data/splits/test.csv", index=False)
     counts = tr["label"].value_counts()
     weights = {str(c): float((len(tr) - counts[c]) / len(tr)) for c in (0, 1)}  # w_c = n_other / N
-    Path("data/balanced/class_weights.json").write_text(json.dumps({"strategy": "class_weight", "weights": weights}))
+    Path("data/balanced/class_weights.json").write_text(
+        json.dumps({"strategy": "class_weight", "weights": weights})
+    )
     Path("data/labels.json").write_text(json.dumps({"format": "idc", "classes": ["0", "1"], "positive": "1"}))
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -64,7 +66,11 @@ def test_default_train_params_learn_the_sample(in_tmp):
         {"preprocessed": Path("data/preprocessed")},
     )
     outs = {"model": Path("models"), "history": Path("history.csv"), "checkpoints": Path("checkpoints")}
-    inputs = {"preprocessed": Path("data/preprocessed"), "balanced": Path("data/balanced"), "labels": Path("data/labels.json")}
+    inputs = {
+        "preprocessed": Path("data/preprocessed"),
+        "balanced": Path("data/balanced"),
+        "labels": Path("data/labels.json"),
+    }
     train.train(cfg, inputs, outs)
     hist = pd.read_csv(outs["history"])
     # the best constant prediction (p = 0.5 under these weights) scores 2 n0 n1 / N^2 ln 2 (~0.28)
