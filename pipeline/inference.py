@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,7 +19,6 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline import images
 from pipeline.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -84,30 +82,12 @@ class ServingConfig:
         return [self.classes[i] for i in idx]
 
 
-def load_batch(paths: Sequence[str], cfg: ServingConfig, workers: int = 2) -> np.ndarray:
-    """uint8 (N, S, S, C) via images.preprocess; DataError naming the first unreadable file."""
-    window = tuple(cfg.window) if cfg.window else None
+def load_batch(paths: Sequence[str], cfg: ServingConfig) -> np.ndarray:
+    """uint8 (N, S, S, C) via images.preprocess (arrays.build.decode_all, the evaluate stage's
+    decoder); DataError naming the first unreadable file."""
+    from pipeline.arrays.build import decode_all
 
-    def one(path: str) -> np.ndarray:
-        try:
-            return images.preprocess(path, cfg.image_size, cfg.channels, window=window)
-        except (OSError, images.DecodeError) as exc:
-            raise DataError(f"cannot read image {path} ({exc})") from exc
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # OpenCV releases the GIL
-        return np.stack(list(pool.map(one, paths)))
-
-
-def predict_array(model, x: np.ndarray, tta: bool) -> np.ndarray:
-    """Softmax of one uint8 batch; with tta, averaged over the symmetries the model was trained with
-    (training.data.tta_views, exactly as the evaluate stage does)."""
-    from pipeline.models import symmetry
-    from pipeline.training.data import tta_views
-
-    views = tta_views(model) if tta else [(0, False, False)]
-    xf = x.astype(np.float32)
-    probs = [np.asarray(model.predict_on_batch(symmetry.apply(xf, v))) for v in views]
-    return np.mean(probs, axis=0).astype(np.float32)
+    return decode_all(list(paths), cfg.image_size, cfg.channels, tuple(cfg.window) if cfg.window else None)
 
 
 class Predictor:
@@ -133,15 +113,17 @@ class Predictor:
         n_classes = len(self.cfg.classes)
         if not paths:
             return np.zeros((0, n_classes), np.float32)
+        from pipeline.training.data import IDENTITY_VIEW, predict_batch, tta_views
+
+        # the same per-batch prediction (and TTA views) as the evaluate stage's predict_images
+        views = tta_views(self.model) if self.cfg.tta else [IDENTITY_VIEW]
         out = []
         starts = range(0, len(paths), max(1, int(batch_size)))
         for start in tqdm(starts, desc="predict", unit="batch", disable=None, leave=False):
             out.append(
-                predict_array(
-                    self.model, load_batch(paths[start : start + batch_size], self.cfg), self.cfg.tta
-                )
+                predict_batch(self.model, load_batch(paths[start : start + batch_size], self.cfg), views)
             )
-        proba = np.concatenate(out)
+        proba = np.concatenate(out).astype(np.float32)
         if proba.shape[1] != n_classes:
             raise DataError(
                 f"model outputs {proba.shape[1]} columns but its label map lists {n_classes} classes"

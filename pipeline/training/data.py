@@ -27,6 +27,7 @@ from pipeline.models import symmetry
 
 log = logging.getLogger(__name__)
 PREFETCH = 2  # batches gathered ahead of the step that consumes them
+IDENTITY_VIEW: symmetry.View = (0, False, False)  # no quarter turn, no flips
 
 
 class ArrayBatches(keras.utils.PyDataset):
@@ -166,18 +167,22 @@ def predict_images(
     tta=True averages the softmax over every view the model was trained to be invariant to
     (`tta_views`: flips and quarter turns, e.g. the 8 of D4 for histology, the mirror for X-rays).
     """
-    views = tta_views(model) if tta else [(0, False, False)]
+    views = tta_views(model) if tta else [IDENTITY_VIEW]
     ds = ArrayBatches(images, None, 0, batch_size)
     out = []
     try:
         for idx in tqdm(range(len(ds)), desc="predict", leave=False, disable=None):
             (x,) = ds[idx]  # the next batches are gathered meanwhile
-            xf = x.astype(np.float32)
-            probs = [np.asarray(model.predict_on_batch(symmetry.apply(xf, v))) for v in views]
-            out.append(np.mean(probs, axis=0))
+            out.append(predict_batch(model, x, views))
     finally:
         ds.close()
     return np.concatenate(out).astype(np.float32)
+
+
+def predict_batch(model: keras.Model, x: np.ndarray, views: list[symmetry.View]) -> np.ndarray:
+    """Softmax of one uint8 batch averaged over `views` (from `tta_views`, or just IDENTITY_VIEW)."""
+    xf = x.astype(np.float32)
+    return np.mean([np.asarray(model.predict_on_batch(symmetry.apply(xf, v))) for v in views], axis=0)
 
 
 def predict_proba(
