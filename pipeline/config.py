@@ -186,6 +186,11 @@ class TrainConfig:
     warmup_epochs: Count = 0  # cosine only: linear warm-up from 0 to learning_rate
     label_smoothing: Fraction = 0.0
     width: Annotated[int, Range(ge=1, le=1024)] = 32  # small_resnet: filters of the first stage (then 2x, 4x)
+    # > 0: before each validation, BatchNorm statistics := the average over this many training
+    # batches under the current weights (PreciseBN); 0 = Keras' moving averages as they are
+    precise_bn_batches: Annotated[int, Range(ge=0, le=100_000)] = 0
+    # small_resnet: stride of the stem; 2 = every feature map halved, ~4x fewer FLOPs
+    stem_stride: Annotated[int, Range(ge=1, le=4)] = 1
     # what selects the checkpoint and stops early; auto = val_auc (binary) | val_balanced_accuracy
     monitor: Literal["auto", "val_loss", "val_auc", "val_balanced_accuracy", "val_macro_auc"] = "auto"
     ensemble: Annotated[int, Range(ge=1, le=64)] = (

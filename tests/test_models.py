@@ -39,6 +39,15 @@ def test_gray_input_and_three_classes():
     assert model.predict_on_batch(_batch(channels=1)).shape == (3, 3)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_small_resnet_stem_stride_halves_every_feature_map(stride):
+    cfg = TrainConfig(model="small_resnet", width=4, stem_stride=stride)
+    model = build_model(cfg, (32, 32, 1), 3)
+    sides = {n: model.get_layer(n).output.shape[1] for n in ("stem_conv", "stage3_block2_out")}
+    assert sides == {"stem_conv": 32 // stride, "stage3_block2_out": 8 // stride}
+    assert model.predict_on_batch(_batch(channels=1)).shape == (3, 3)
+
+
 def test_augmentation_only_in_training():
     model = build_model(TrainConfig(model="baseline_cnn", dropout=0.0), (32, 32, 3), 2)
     x = _batch()

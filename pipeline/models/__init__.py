@@ -34,7 +34,8 @@ def _features(cfg: TrainConfig, x, channels: int, image_size: int):
             return kl.Dense(128, activation="relu", name="fc")(x)
         if cfg.width < 4:
             raise ConfigError(f"train.width is {cfg.width}; small_resnet needs at least 4 filters")
-        return cnn.small_resnet_features(x, widths=(cfg.width, 2 * cfg.width, 4 * cfg.width))
+        widths = (cfg.width, 2 * cfg.width, 4 * cfg.width)
+        return cnn.small_resnet_features(x, widths=widths, stem_stride=cfg.stem_stride)
     if channels == 1:  # applications are 3-channel networks
         x = kl.Concatenate(name="gray_to_rgb")([x, x, x])
     for layer in applications.input_scaling(cfg.model):

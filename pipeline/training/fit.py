@@ -25,6 +25,7 @@ from pipeline.training.checkpoints import CheckpointDir
 from pipeline.training.data import ArrayBatches, EpochShuffle
 from pipeline.training.losses import make_loss
 from pipeline.training.optim import make_optimizer
+from pipeline.training.precise_bn import PreciseBatchNorm
 from pipeline.training.resume import ResumableBackup, capture, read_json, restore, write_json
 from pipeline.training.runtime import Runtime
 from pipeline.training.selection import ValMetrics, WarmupCheckpoint, monitor_of, selection_start
@@ -190,7 +191,9 @@ def _callbacks(cfg: TrainConfig, phase: Phase, ckpt: CheckpointDir, train_ds, va
         restore_best_weights=True,
         start_from_epoch=start,
     )
+    precise = [PreciseBatchNorm(train_ds, cfg.precise_bn_batches)] if cfg.precise_bn_batches else []
     return [
+        *precise,  # runs at the start of validation, before anything reads the val figures
         ValMetrics(val_ds),  # first: the callbacks below read its val_auc / val_balanced_accuracy
         EpochShuffle(train_ds),
         timer,
