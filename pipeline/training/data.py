@@ -5,8 +5,9 @@ stage's memmap): a batch is ONE vectorised fancy-index gather `images[ids]` (+ o
 and class-weight sample weights by the same gather), kept uint8 (the model rescales). The order
 of an epoch is a permutation seeded by (seed, epoch) (`set_epoch`, driven by `EpochShuffle`), so
 a resumed run sees the same batches. A shuffled (training) set never ends an epoch on a short
-batch: the last one is filled up with the epoch's first images (see `batch_indices`). One background thread gathers the next batches while the
-current step runs (`prefetch`); the OS page cache, not a RAM budget, keeps hot arrays in memory.
+batch: the last one is filled up with the epoch's first images (see `batch_indices`). One
+background thread gathers the next batches while the current step runs (`prefetch`); the OS
+page cache, not a RAM budget, keeps hot arrays in memory.
 """
 
 from __future__ import annotations
@@ -87,10 +88,9 @@ class ArrayBatches(keras.utils.PyDataset):
 
     def batch_indices(self, idx: int, order: np.ndarray | None = None) -> np.ndarray:
         """Rows of batch `idx`. A shuffled (training) set fills its last batch up with the epoch's
-        first rows: a 3-image batch at the end of an epoch (1,123 films at batch 32) moved every
-        BatchNorm moving average 10 % towards 3 images' statistics right before validation; the
-        kermany-dev val AUC then swung between .99 and .77 from one epoch to the next. Unshuffled
-        sets (val, test, predict) keep their exact rows."""
+        first rows: a 2-image last batch (BreastMNIST's 546 at batch 32) moved every BatchNorm
+        moving average 10 % towards two images' statistics right before validation. Unshuffled sets
+        (val, test, predict) keep their rows."""
         order = self.order if order is None else order
         start = idx * self.batch_size
         ids = order[start : start + self.batch_size]
