@@ -17,17 +17,18 @@ from pipeline.models.layers import RandomRot90
 View = tuple[int, bool, bool]  # (quarter turns, horizontal flip, vertical flip)
 
 
-def _layers(model: keras.Model):
+def walk_layers(model: keras.Model):
+    """Every layer of `model`, inside nested models too (backbones, ensemble members)."""
     for layer in model.layers:
         yield layer
         if isinstance(layer, keras.Model):
-            yield from _layers(layer)
+            yield from walk_layers(layer)
 
 
 def trained_transforms(model: keras.Model) -> tuple[bool, bool, bool]:
     """(horizontal flip, vertical flip, quarter turns) seen in training (any member)."""
     h = v = r = False
-    for layer in _layers(model):
+    for layer in walk_layers(model):
         if isinstance(layer, keras.layers.RandomFlip):
             h |= layer.mode in ("horizontal", "horizontal_and_vertical")
             v |= layer.mode in ("vertical", "horizontal_and_vertical")

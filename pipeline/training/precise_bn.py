@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import keras
 
+from pipeline.models.symmetry import walk_layers
 from pipeline.training.data import ArrayBatches
 
 
 def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
     return [
         layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
+        for layer in walk_layers(model)
         if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
     ]
 
