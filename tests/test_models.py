@@ -48,6 +48,25 @@ def test_small_resnet_stem_stride_halves_every_feature_map(stride):
     assert model.predict_on_batch(_batch(channels=1)).shape == (3, 3)
 
 
+@pytest.mark.parametrize("name", ["baseline_cnn", "small_resnet"])
+def test_initial_weights_follow_the_seed_not_pythons_global_random(name):
+    """Keras seeds unseeded initializers from Python's global `random`; another thread drawing
+    from it while a model is built changed the initial weights (a CI run's determinism failure)."""
+    import random
+
+    def weights(seed: int, global_seed: int) -> list[np.ndarray]:
+        random.seed(global_seed)
+        random.random()  # as any other code in the process may
+        return build_model(TrainConfig(model=name, width=4, seed=seed), (16, 16, 3), 2).get_weights()
+
+    first, second, other = weights(7, global_seed=1), weights(7, global_seed=2), weights(8, global_seed=1)
+    assert len(first) == len(second) > 4
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+    kernels = [(a, b) for a, b in zip(first, other, strict=True) if a.ndim > 1]
+    assert all(not np.array_equal(a, b) for a, b in kernels)  # the seed does set them
+
+
 def test_augmentation_only_in_training():
     model = build_model(TrainConfig(model="baseline_cnn", dropout=0.0), (32, 32, 3), 2)
     x = _batch()

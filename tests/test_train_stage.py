@@ -133,19 +133,27 @@ def test_outputs_layout_and_history(in_tmp):
     assert list(outs["checkpoints"].iterdir()) == []  # cleared after a finished run
 
 
-def test_two_runs_give_identical_weights_and_history(in_tmp):
+def test_two_runs_give_identical_weights_and_history(in_tmp, monkeypatch):
     import keras
 
+    from pipeline.models import cnn
     from pipeline.stages import train
 
     class DrawsFromGlobalRandom(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             random.random()  # as any other code in the process may
 
+    def features_after_a_draw(x):
+        random.random()  # another thread drawing while the model is built (Keras seeds layers from it)
+        return features(x)
+
+    features = cnn.baseline_cnn_features
     inputs = make_project(in_tmp)
     a, b = outputs_in(in_tmp, "_a"), outputs_in(in_tmp, "_b")
     train.run(tiny_cfg(), inputs, a)
-    # other code drawing from Python's global `random` mid-training must not change the batch order
+    # other code drawing from Python's global `random` while the model is built or trained must
+    # change neither the initial weights nor the batch order
+    monkeypatch.setattr(cnn, "baseline_cnn_features", features_after_a_draw)
     train.train(tiny_cfg(), inputs, b, callbacks=(DrawsFromGlobalRandom(),))
     # history first: on a mismatch it shows the first epoch that diverged
     pd.testing.assert_frame_equal(pd.read_csv(a["history"]), pd.read_csv(b["history"]))

@@ -14,6 +14,7 @@ from pipeline.config import TrainConfig
 from pipeline.errors import ConfigError
 from pipeline.models import applications, cnn
 from pipeline.models.layers import RandomRot90, augmentation_layers, flip_axes
+from pipeline.models.seeding import default_seeds
 
 __all__ = ["MODELS", "RandomRot90", "build_model", "flip_axes"]
 
@@ -51,18 +52,17 @@ def _features(cfg: TrainConfig, x, channels: int, image_size: int):
 def build_model(cfg: TrainConfig, input_shape: tuple[int, int, int], n_classes: int) -> keras.Model:
     """Build cfg.model for square `input_shape` (H, W, C) and `n_classes` softmax outputs.
 
-    Pure apart from reading backbone weights (cfg.weights: imagenet | none | .weights.h5 path).
-    Pretrained backbones start frozen (phase 1); see applications.set_backbone_trainable.
+    Pure apart from reading backbone weights (cfg.weights: imagenet | none | .weights.h5 path):
+    the initial weights follow cfg.seed alone (`seeding.default_seeds`), whatever else draws from
+    Python's `random`. Pretrained backbones start frozen (phase 1); see set_backbone_trainable.
     """
     if cfg.model not in MODELS:
         raise ConfigError(f"train.model {cfg.model!r} is unknown; choose one of {', '.join(MODELS)}")
-    height, width, channels = input_shape
+    height, width = input_shape[:2]
     if height != width:
         raise ConfigError(f"input shape {input_shape} must be square (preprocess.image_size)")
     if n_classes < 2:
         raise ConfigError(f"need at least 2 classes to train, got {n_classes}")
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = inputs
     aug = cfg.augment
     for key, value, limit in (
         ("zoom", aug.zoom, 1.0),
@@ -71,7 +71,15 @@ def build_model(cfg: TrainConfig, input_shape: tuple[int, int, int], n_classes: 
     ):
         if not 0 <= value < limit:
             raise ConfigError(f"train.augment.{key} is {value}; expected 0 <= {key} < {limit:g} (0 = off)")
-    for layer in augmentation_layers(aug, seed=cfg.seed):
+    with default_seeds(cfg.seed):
+        return _build(cfg, input_shape, n_classes)
+
+
+def _build(cfg: TrainConfig, input_shape: tuple[int, int, int], n_classes: int) -> keras.Model:
+    height, _, channels = input_shape
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = inputs
+    for layer in augmentation_layers(cfg.augment, seed=cfg.seed):
         x = layer(x)
     x = _features(cfg, x, channels, height)
     x = kl.Dropout(cfg.dropout, seed=cfg.seed, name="dropout")(x)
