@@ -1,7 +1,7 @@
 """Kermany chest X-ray benchmark (not a test): a preset on ../shared/datasets/kermany-dev.
 
     uv run python benchmarks/kermany.py --preset kermany-binary [--set train.epochs=20 ...]
-        [--seeds 1] [--test] [--tag NAME]
+        [--seeds 1] [--first-seed 1] [--test] [--tag NAME]
     uv run python benchmarks/kermany.py --preset kermany-binary --score-test NAME [--seeds 1]
 
 kermany-dev holds 1,732 real training-split films (one third of the patients, no official
@@ -86,11 +86,11 @@ def run_one(preset: str, raw: dict, test: bool, keep: Path) -> dict:
     }
 
 
-def score_test(preset: str, tag: str, seeds: int) -> None:
+def score_test(preset: str, tag: str, seeds: range) -> None:
     """Run evaluate (test scored once) in the kept runs of `tag`; log a test record per seed."""
     from pipeline import cli, dvc_files
 
-    for seed in range(1, seeds + 1):
+    for seed in seeds:
         here = os.getcwd()
         os.chdir(KEPT / f"{tag}-seed{seed}")
         try:  # ingest (the images, if removed) then evaluate on the kept models/ and data/splits
@@ -116,6 +116,7 @@ def main() -> None:
     parser.add_argument("--preset", default="kermany-binary", choices=sorted(GOALS))
     parser.add_argument("--set", dest="sets", action="append", default=[], help="section.key=value")
     parser.add_argument("--seeds", type=int, default=1, help="train.seed = 1..N")
+    parser.add_argument("--first-seed", type=int, default=1, help="train.seed = K..K+N-1 instead")
     parser.add_argument(
         "--test", action="store_true", help="also score the held-out test (chosen configs only)"
     )
@@ -124,11 +125,12 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     RUNS.parent.mkdir(parents=True, exist_ok=True)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     if args.score_test:
-        score_test(args.preset, args.score_test, args.seeds)
+        score_test(args.preset, args.score_test, seeds)
         return
     records = []
-    for seed in range(1, args.seeds + 1):
+    for seed in seeds:
         keep = KEPT / f"{args.tag or args.preset}-seed{seed}"
         raw = params_for(args.preset, args.sets, seed)
         record = {"tag": args.tag, "seed": seed, **run_one(args.preset, raw, args.test, keep)}
