@@ -113,7 +113,7 @@ class Predictor:
         n_classes = len(self.cfg.classes)
         if not paths:
             return np.zeros((0, n_classes), np.float32)
-        from pipeline.training.data import IDENTITY_VIEW, predict_batch, tta_views
+        from pipeline.training.predict import IDENTITY_VIEW, predict_batch, tta_views
 
         # the same per-batch prediction (and TTA views) as the evaluate stage's predict_images
         views = tta_views(self.model) if self.cfg.tta else [IDENTITY_VIEW]

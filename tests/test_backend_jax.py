@@ -41,7 +41,7 @@ def _train_models(out: Path, models: dict[str, int]) -> tuple[dict, dict]:
 
     from pipeline.evaluation.predictions import load_model
     from pipeline.stages import train
-    from pipeline.training.data import predict_proba
+    from pipeline.training.predict import predict_proba
 
     (size,) = set(models.values())  # one preprocessed size per job
     inputs = make_project(
@@ -187,7 +187,7 @@ def _check_tensorflow_predicts_the_same(tmp: Path, info: dict, name: str, varies
     import keras
 
     from pipeline.evaluation.predictions import load_model
-    from pipeline.training.data import predict_proba
+    from pipeline.training.predict import predict_proba
 
     assert keras.backend.backend() == "tensorflow"
     model = load_model(Path(info["dir"]) / "model.keras")

@@ -18,7 +18,8 @@ from pipeline import arrays, config, images
 from pipeline.arrays.build import write_images as write_npy
 from pipeline.errors import DataError
 from pipeline.stages import preprocess
-from pipeline.training.data import ArrayBatches, predict_images, predict_proba
+from pipeline.training.data import ArrayBatches
+from pipeline.training.predict import predict_images, predict_proba
 
 
 @pytest.fixture

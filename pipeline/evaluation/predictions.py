@@ -16,7 +16,7 @@ import pandas as pd
 import pipeline.models.layers  # noqa: F401  registers medpipe's custom layers for safe-mode loading
 from pipeline.config import EvaluateConfig
 from pipeline.errors import DataError
-from pipeline.training.data import predict_images, predict_proba
+from pipeline.training.predict import predict_images, predict_proba
 
 
 def load_model(path: Path) -> keras.Model:
