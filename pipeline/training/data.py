@@ -12,7 +12,6 @@ page cache, not a RAM budget, keeps hot arrays in memory.
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 from collections.abc import Sequence
@@ -23,7 +22,6 @@ import numpy as np
 
 from pipeline.errors import DataError
 
-log = logging.getLogger(__name__)
 PREFETCH = 2  # batches gathered ahead of the step that consumes them
 
 
