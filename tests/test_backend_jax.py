@@ -103,7 +103,9 @@ def _data_parallel_job(out: Path) -> dict:
         return placed
 
     jax_trainer._distribute_data = spy
-    inputs = make_project(Path("."), n_train=33, n_val=16)  # 33 = 4 batches of 8 + 1
+    # train 33 = 4 batches of 8 + 1, whose last batch the fill-up makes a full 8; val 17 = 2 x 8 + 1,
+    # which is not filled up, so its last batch of 1 is padded to 2 (one image per device)
+    inputs = make_project(Path("."), n_train=33, n_val=17)
     summary = train.run(tiny_cfg(epochs=1, batch_size=8), inputs, outputs_in(Path(".")))
     try:
         train.run(tiny_cfg(epochs=1, batch_size=7), inputs, outputs_in(Path("."), "_odd"))
@@ -230,12 +232,13 @@ def test_jax_data_parallel_splits_each_batch_over_two_devices(tmp_path):
     assert result["runtime"]["devices"] == ["cpu:0", "cpu:1"]
     assert result["runtime"]["replicas"] == 2 and result["runtime"]["distribution"] == "data_parallel"
     assert result["epochs_run"] == 1
-    # train: 4 batches of 8 + 1 image padded to 2; val: 2 batches of 8 (Keras also distributes one
-    # batch to peek at shapes): every batch split in equal halves over both devices
+    # train: 5 full batches of 8 (the last one filled up); val: 2 batches of 8 + 1 image padded to 2
+    # (Keras also distributes one batch to peek at shapes): every batch split in equal halves over
+    # both devices, and the one short batch is val's
     for shapes in result["shards"]:
         assert len(shapes) == 2 and shapes[0] == shapes[1], shapes
     per_device = sorted(shapes[0][0] for shapes in result["shards"])
-    assert per_device[0] == 1 and set(per_device[1:]) == {4} and len(per_device) >= 7, result["shards"]
+    assert per_device[0] == 1 and set(per_device[1:]) == {4} and len(per_device) >= 8, result["shards"]
     assert "train.batch_size 7 must be a multiple of the 2 devices" in result["refused"]
 
 
