@@ -29,7 +29,8 @@ from pipeline.arrays.build import write_images
 from pipeline.config import TrainConfig
 from pipeline.models import build_model
 from pipeline.training.data import ArrayBatches, EpochShuffle
-from pipeline.training.fit import EpochLog, compile_model
+from pipeline.training.epoch_log import EpochLog
+from pipeline.training.fit import compile_model
 from pipeline.training.runtime import configure
 
 log = logging.getLogger("benchmarks.input")

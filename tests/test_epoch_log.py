@@ -6,20 +6,20 @@ import logging
 
 import pytest
 
-from pipeline.training import fit
+from pipeline.training import epoch_log
 
 
 def test_eta_text():
-    assert fit.eta_text(7.4) == "7s"
-    assert fit.eta_text(369) == "6m09s"
-    assert fit.eta_text(7500) == "2h05m"
+    assert epoch_log.eta_text(7.4) == "7s"
+    assert epoch_log.eta_text(369) == "6m09s"
+    assert epoch_log.eta_text(7500) == "2h05m"
 
 
 def test_epoch_lines_count_to_n_with_an_eta(monkeypatch, caplog):
     clock = iter([0.0, 9.0, 10.0, 10.0, 13.0, 14.0, 14.0, 17.0, 18.0])  # begin, last batch, end, ...
-    monkeypatch.setattr(fit.time, "perf_counter", lambda: next(clock))
-    timer = fit.EpochLog(n_images=300, total_epochs=5)
-    caplog.set_level(logging.INFO, logger=fit.log.name)
+    monkeypatch.setattr(epoch_log.time, "perf_counter", lambda: next(clock))
+    timer = epoch_log.EpochLog(n_images=300, total_epochs=5)
+    caplog.set_level(logging.INFO, logger=epoch_log.log.name)
     for epoch in (2, 3, 4):  # a resumed run: epochs 3-5 of 5
         timer.on_epoch_begin(epoch)
         timer.on_train_batch_end(0)
@@ -32,3 +32,9 @@ def test_epoch_lines_count_to_n_with_an_eta(monkeypatch, caplog):
     assert lines[2] == "epoch 5/5: loss=0.5 (100 img/s, 4s/epoch)"  # last: no ETA
     assert timer.epochs == [3, 4, 5]
     assert timer.images_per_second() == pytest.approx(100.0)
+
+
+def test_reproduce_shows_these_lines_while_a_rebuild_trains():
+    from pipeline.registry import reproduce
+
+    assert f"{epoch_log.log.name}: epoch" in reproduce._PROGRESS

@@ -95,14 +95,16 @@ def test_stage_progress_is_logged_while_it_runs(tmp_path: Path, caplog: pytest.L
 
     script = (
         "import sys; print(\"Running stage 'train':\"); "
-        "print('12:00:01 INFO pipeline.training.fit: epoch 1/3: loss=0.5', file=sys.stderr); "
+        "print('12:00:01 INFO pipeline.training.epoch_log: epoch 1/3: loss=0.5', file=sys.stderr); "
+        "print('12:00:02 INFO pipeline.training.fit: epoch 2/3: loss=0.4', file=sys.stderr); "  # older revisions
         "print('noise')"
     )
     caplog.set_level(logging.DEBUG, logger=reproduce.log.name)
     reproduce._run_streamed([sys.executable, "-c", script], tmp_path, {}, "[2/5] train")
     shown = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     assert shown[0] == "  [2/5] train | Running stage 'train':"
-    assert shown[1].endswith("epoch 1/3: loss=0.5") and shown[2].startswith("  [2/5] train done in ")
+    assert shown[1].endswith("epoch 1/3: loss=0.5") and shown[2].endswith("epoch 2/3: loss=0.4")
+    assert shown[3].startswith("  [2/5] train done in ")
     assert any("noise" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)
     with pytest.raises(reproduce.MedpipeError, match="failed in .*: boom"):
         reproduce._run_streamed(

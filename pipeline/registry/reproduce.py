@@ -41,8 +41,14 @@ def _run(cmd: list[str], cwd: Path, env: dict | None = None) -> str:
     return done.stdout
 
 
-# Lines of a stage's output worth showing while `reproduce` waits on it (the rest is DEBUG).
-_PROGRESS = ("Running stage", "pipeline.training.fit: epoch", "pipeline.stages.")
+# Lines of a stage's output worth showing while `reproduce` waits on it (the rest is DEBUG). The
+# epoch lines come from pipeline.training.epoch_log; revisions before it logged them from .fit.
+_PROGRESS = (
+    "Running stage",
+    "pipeline.training.epoch_log: epoch",
+    "pipeline.training.fit: epoch",
+    "pipeline.stages.",
+)
 
 
 def _run_streamed(cmd: list[str], cwd: Path, env: dict, what: str) -> None:

@@ -11,20 +11,20 @@ Optimizer and learning-rate schedule per phase come from pipeline.training.optim
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import time
 from dataclasses import dataclass
 
 import keras
 
 from pipeline.config import TrainConfig
-from pipeline.errors import ConfigError, ResourceError
+from pipeline.errors import ConfigError
 from pipeline.models import applications
 from pipeline.training.checkpoints import CheckpointDir
 from pipeline.training.data import ArrayBatches, EpochShuffle
+from pipeline.training.epoch_log import EpochLog, LearningRateLog
 from pipeline.training.losses import make_loss
 from pipeline.training.optim import make_optimizer
+from pipeline.training.out_of_memory import out_of_memory_as_one_line
 from pipeline.training.precise_bn import PreciseBatchNorm
 from pipeline.training.resume import ResumableBackup, capture, read_json, restore, write_json
 from pipeline.training.runtime import Runtime
@@ -60,77 +60,6 @@ def plan_phases(cfg: TrainConfig, model: keras.Model) -> list[Phase]:
     return phases
 
 
-def eta_text(seconds: float) -> str:
-    """7s, 6m09s, 2h05m."""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-class EpochLog(keras.callbacks.Callback):
-    """Log each epoch as `epoch n/N` with its metrics, img/s and an ETA; time the training part (img/s).
-
-    N counts every phase (epochs + fine_tune_epochs). The ETA is for the remaining epochs at the
-    mean wall time of this session's epochs (validation included; the first, graph-tracing epoch
-    left out once there are others); early stopping can end sooner, so it is an upper bound.
-    """
-
-    def __init__(self, n_images: int, total_epochs: int | None = None):
-        super().__init__()
-        self.n_images = n_images
-        self.total_epochs = total_epochs
-        self.epochs: list[int] = []  # 1-based epochs run in this session
-        self.resumes: dict[str, bool] = {}  # phase -> resumed with its full state (exact) or not
-        self.epoch_seconds: list[float] = []  # training part of each epoch (no validation)
-        self.wall_seconds: list[float] = []  # whole epoch, validation included
-
-    def images_per_second(self) -> float | None:
-        """Steady-state training throughput: the first epoch (graph tracing) is left out when possible."""
-        seconds = self.epoch_seconds[1:] or self.epoch_seconds
-        return self.n_images * len(seconds) / sum(seconds) if seconds and sum(seconds) > 0 else None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._t0 = self._t_last = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._t_last = time.perf_counter()
-
-    def eta(self, epoch: int) -> str:
-        """', ETA <= 6m09s' after 1-based epoch (empty when N is unknown or this was the last)."""
-        if not self.total_epochs or epoch >= self.total_epochs or not self.wall_seconds:
-            return ""
-        per_epoch = self.wall_seconds[1:] or self.wall_seconds
-        return f", ETA <= {eta_text((self.total_epochs - epoch) * sum(per_epoch) / len(per_epoch))}"
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epochs.append(epoch + 1)
-        seconds = self._t_last - self._t0
-        self.epoch_seconds.append(seconds)
-        self.wall_seconds.append(time.perf_counter() - self._t0)
-        shown = " ".join(f"{k}={v:.4g}" for k, v in sorted((logs or {}).items()))
-        total = f"/{self.total_epochs}" if self.total_epochs else ""
-        log.info(
-            "epoch %d%s: %s (%.0f img/s, %s/epoch%s)",
-            epoch + 1,
-            total,
-            shown,
-            self.n_images / max(seconds, 1e-9),
-            eta_text(self.wall_seconds[-1]),
-            self.eta(epoch + 1),
-        )
-
-
-class LearningRateLog(keras.callbacks.Callback):
-    """Put the optimizer's current learning rate (also a schedule's) into the epoch logs."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-
 def compile_model(
     model: keras.Model,
     optimizer: float | keras.optimizers.Optimizer,
@@ -147,32 +76,6 @@ def compile_model(
         metrics=["accuracy"],
         steps_per_execution=steps_per_execution,
     )
-
-
-OOM_MARKERS = ("RESOURCE_EXHAUSTED", "Out of memory", "OOM when allocating", "out of memory")
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """An accelerator (or host) allocation failure as XLA/JAX, TensorFlow or the CUDA runtime report it."""
-    text = f"{type(exc).__name__}: {exc}"
-    return isinstance(exc, MemoryError) or any(marker in text for marker in OOM_MARKERS)
-
-
-@contextlib.contextmanager
-def out_of_memory_as_one_line(cfg: TrainConfig, train_ds, runtime: Runtime):
-    """Turn an out-of-memory failure inside fit into one ResourceError line naming the way out
-    (the CLI then removes the outputs this run created: nothing half-written in models/)."""
-    try:
-        yield
-    except Exception as exc:
-        if not is_out_of_memory(exc):
-            raise
-        shape = "x".join(str(d) for d in train_ds.images.shape[1:])
-        raise ResourceError(
-            f"out of memory training {cfg.model} on {', '.join(runtime.devices)} ({runtime.precision}) "
-            f"at train.batch_size {cfg.batch_size}, images {shape}; lower train.batch_size "
-            f"(e.g. {max(1, cfg.batch_size // 2)}) or preprocess.image_size"
-        ) from None
 
 
 def _callbacks(cfg: TrainConfig, phase: Phase, ckpt: CheckpointDir, train_ds, val_ds, timer) -> list:
