@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score, roc_curve
 
-from pipeline import cli, config, dvc_files, manifest
+from pipeline import config, dvc_files, manifest, stage_runner
 
 log = logging.getLogger("benchmarks.graph")
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def run_graph(params: dict, until: str = "evaluate", dvc_yaml: Path = ROOT / "dv
     for stage, spec in dvc_files.stages(dvc_yaml).items():
         name, ins, outs = stage_io(spec["cmd"])
         t0, c0 = time.perf_counter(), cpu_seconds()
-        cli.run_stage(name, Path("params.yaml"), ins, outs)
+        stage_runner.run_stage(name, Path("params.yaml"), ins, outs)
         seconds[stage] = round(time.perf_counter() - t0, 1)
         seconds[f"{stage}_cpu"] = round(cpu_seconds() - c0, 1)
         log.info("stage %s: %.1f s", stage, seconds[stage])

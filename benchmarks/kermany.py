@@ -88,7 +88,7 @@ def run_one(preset: str, raw: dict, test: bool, keep: Path) -> dict:
 
 def score_test(preset: str, tag: str, seeds: range) -> None:
     """Run evaluate (test scored once) in the kept runs of `tag`; log a test record per seed."""
-    from pipeline import cli, dvc_files
+    from pipeline import dvc_files, stage_runner
 
     for seed in seeds:
         here = os.getcwd()
@@ -96,7 +96,7 @@ def score_test(preset: str, tag: str, seeds: range) -> None:
         try:  # ingest (the images, if removed) then evaluate on the kept models/ and data/splits
             for stage in ("ingest", "evaluate"):
                 name, ins, outs = stage_io(dvc_files.stages(ROOT / "dvc.yaml")[stage]["cmd"])
-                cli.run_stage(name, Path("params.yaml"), ins, outs)
+                stage_runner.run_stage(name, Path("params.yaml"), ins, outs)
             record = {
                 "tag": tag,
                 "seed": seed,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import cli
+from pipeline import cli, stage_runner
 
 PROJECT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
@@ -50,7 +50,7 @@ def test_failing_stage_leaves_no_partial_outputs(tmp_path, monkeypatch):
     fake.run = run
     monkeypatch.setitem(sys.modules, "pipeline.stages.split", fake)
     with pytest.raises(RuntimeError, match="boom"):
-        cli.run_stage("split", PROJECT_PARAMS, {}, {"new": created, "kept": kept})
+        stage_runner.run_stage("split", PROJECT_PARAMS, {}, {"new": created, "kept": kept})
     assert not created.exists()
     assert (kept / "old.txt").read_text() == "from an earlier good run"
 
@@ -68,7 +68,7 @@ def test_interrupted_stage_keeps_resume_state(tmp_path, monkeypatch):
     fake.run = run
     monkeypatch.setitem(sys.modules, "pipeline.stages.train", fake)
     with pytest.raises(KeyboardInterrupt):
-        cli.run_stage("train", PROJECT_PARAMS, {}, {"checkpoints": checkpoints})
+        stage_runner.run_stage("train", PROJECT_PARAMS, {}, {"checkpoints": checkpoints})
     assert (checkpoints / "epoch-3.keras").read_text() == "weights"
 
 
@@ -91,6 +91,11 @@ def test_every_subcommand_has_a_description_and_an_example():
         text = sub.format_help()
         assert sub.description and len(sub.description) > 30, path
         assert "examples:" in text and f"medpipe {' '.join(path)} " in text, path
+
+
+def test_every_top_level_command_has_a_handler():
+    top = {path[0] for path, _ in _subcommands(cli.build_parser()) if len(path) == 1}
+    assert top == set(cli.COMMANDS)
 
 
 def test_version_flag(capsys):
@@ -141,10 +146,10 @@ def test_params_the_stage_does_not_use_may_change_while_it_runs(tmp_path, monkey
     fake = types.ModuleType("pipeline.stages.train")
     fake.run = run
     monkeypatch.setitem(sys.modules, "pipeline.stages.train", fake)
-    assert cli.run_stage("train", params, {}, {}) == {"ok": True}
+    assert stage_runner.run_stage("train", params, {}, {}) == {"ok": True}
 
 
 def test_stage_param_keys_are_dvc_yamls():
-    keys = cli.stage_param_keys("split", PROJECT_PARAMS.parent / "dvc.yaml")
+    keys = stage_runner.stage_param_keys("split", PROJECT_PARAMS.parent / "dvc.yaml")
     assert keys == ["split"]
-    assert cli.stage_param_keys("nope", PROJECT_PARAMS.parent / "dvc.yaml") is None
+    assert stage_runner.stage_param_keys("nope", PROJECT_PARAMS.parent / "dvc.yaml") is None
