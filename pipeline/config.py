@@ -6,84 +6,35 @@ key (and a close match for typos, or the accepted range). Every stage loads para
 here first, so an impossible value stops the run before any data is touched.
 
 Ranges are declared on the field type: `batch_size: Annotated[int, Range(ge=1)] = 16`
-(also inside lists: `tuple[Annotated[int, Range(ge=1)], ...]`); the aliases below cover the
-common cases. Checks that relate several keys live in CROSS_CHECKS.
+(also inside lists: `tuple[Annotated[int, Range(ge=1)], ...]`); aliases such as `Positive` cover the
+common cases (both in pipeline.config_types). Checks that relate several keys live in
+pipeline.config_checks.CROSS_CHECKS.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import yaml
 
+from pipeline.config_checks import CROSS_CHECKS
+from pipeline.config_types import (
+    Count,
+    Degrees,
+    Fraction,
+    Positive,
+    Probability,
+    Range,
+    Rate,
+    Seed,
+    Side,
+    Workers,
+    build,
+)
 from pipeline.errors import ConfigError
-from pipeline.redact import has_userinfo, redact
-
-
-@dataclass(frozen=True)
-class Range:
-    """Accepted interval of a numeric key (any bound may be None); `odd` for kernel sizes."""
-
-    ge: float | None = None
-    gt: float | None = None
-    le: float | None = None
-    lt: float | None = None
-    odd: bool = False
-
-    def accepts(self, v: float) -> bool:
-        if isinstance(v, float) and not math.isfinite(v):
-            return False
-        return not (
-            (self.ge is not None and v < self.ge)
-            or (self.gt is not None and v <= self.gt)
-            or (self.le is not None and v > self.le)
-            or (self.lt is not None and v >= self.lt)
-            or (self.odd and v % 2 != 1)
-        )
-
-    def __str__(self) -> str:
-        lo = (
-            f"{_num(self.ge)} <= "
-            if self.ge is not None
-            else f"{_num(self.gt)} < "
-            if self.gt is not None
-            else ""
-        )
-        hi = (
-            f" <= {_num(self.le)}"
-            if self.le is not None
-            else f" < {_num(self.lt)}"
-            if self.lt is not None
-            else ""
-        )
-        if lo and not hi:  # "value >= 1" reads better than "1 <= value"
-            bound, op = lo.split()
-            lo, hi = "", f" {op.replace('<', '>')} {bound}"
-        return f"{lo}value{hi}" + (", odd" if self.odd else "")
-
-
-def _num(v: float) -> str:
-    return f"{v:g}" if isinstance(v, float) else f"{v:,}".replace(",", "_") if abs(v) >= 100_000 else str(v)
-
-
-SEED_MAX = 2**32 - 1  # numpy / Keras seeds
-Seed = Annotated[int, Range(ge=0, le=SEED_MAX)]
-Count = Annotated[int, Range(ge=0)]  # 0 allowed (off / none)
-Positive = Annotated[int, Range(ge=1)]
-Fraction = Annotated[float, Range(ge=0, lt=1)]  # [0, 1)
-Probability = Annotated[float, Range(ge=0, le=1)]  # [0, 1]
-Rate = Annotated[float, Range(gt=0, le=1)]  # learning rates: (0, 1]
-Degrees = Annotated[float, Range(ge=0, le=180)]
-Side = Annotated[int, Range(ge=8, le=2048)]  # model input side in pixels
-Workers = Annotated[int, Range(ge=0, le=512)]
-MAX_INPUT_BATCH_BYTES = 4 * 2**30  # one float32 input batch (batch_size x side^2 x channels x 4)
 
 FORMATS = ("idc", "breakhis", "chest_xray", "tb", "imagefolder", "medmnist")
 
@@ -237,143 +188,9 @@ class Config:
     registry: RegistryConfig = field(default_factory=RegistryConfig)
 
 
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is Annotated:
-        out = _coerce(value, args[0], key)
-        for rng in (m for m in tp.__metadata__ if isinstance(m, Range)):
-            if not rng.accepts(out):
-                raise ConfigError(f"params: '{key}' is {value!r}; accepted range: {rng}")
-        return out
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"params: '{key}' must be a mapping, got {value!r}")
-        return _build(tp, value, key)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"params: '{key}' is {value!r}; expected one of {', '.join(map(repr, args))}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"params: '{key}' must be a list, got {value!r}")
-        return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"params: '{key}' must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"params: '{key}' must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"params: '{key}' must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"params: '{key}' must be a string, got {value!r}")
-        return value
-    return value
-
-
-def _build(cls: type, raw: dict, prefix: str = "") -> Any:
-    hints = typing.get_type_hints(cls, include_extras=True)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in raw:
-        if key not in names:
-            where = f"{prefix}.{key}" if prefix else key
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(names)}"
-            raise ConfigError(f"params: unknown key '{where}'{hint}")
-    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in raw.items()}
-    return cls(**kwargs)
-
-
-def _split_fractions(cfg: Config) -> str | None:
-    total = cfg.split.val_fraction + cfg.split.test_fraction
-    if total >= 1:
-        return (
-            f"params: split.val_fraction + split.test_fraction is {total:g}; "
-            "accepted range: value < 1 (the rest is the train split)"
-        )
-    return None
-
-
-def _sides(cfg: Config) -> str | None:
-    v = cfg.validate
-    if v.min_side > v.max_side:
-        return f"params: validate.min_side ({v.min_side}) is above validate.max_side ({v.max_side})"
-    if cfg.preprocess.image_size > v.max_side:
-        return f"params: preprocess.image_size ({cfg.preprocess.image_size}) is above validate.max_side ({v.max_side})"
-    return None
-
-
-def _input_batch_memory(cfg: Config) -> str | None:
-    side, channels, batch = cfg.preprocess.image_size, cfg.preprocess.channels, cfg.train.batch_size
-    need = batch * side * side * channels * 4
-    if need > MAX_INPUT_BATCH_BYTES:
-        return (
-            f"params: train.batch_size {batch} x preprocess.image_size {side}^2 x {channels} channels is "
-            f"{need / 2**30:.1f} GiB per float32 input batch; accepted: <= {MAX_INPUT_BATCH_BYTES // 2**30} GiB "
-            "(lower one of them)"
-        )
-    return None
-
-
-def _weights(cfg: Config) -> str | None:
-    """imagenet | none | a Keras .weights.h5 or Keras-published *_notop.h5 file (HDF5); loading
-    itself is pipeline.models'."""
-    weights = cfg.train.weights
-    if weights == "imagenet" or weights.lower() == "none":
-        return None
-    if not weights.lower().endswith(".h5"):
-        return (
-            f"params: 'train.weights' is {weights!r}; accepted: imagenet, none or the path of a Keras "
-            ".weights.h5 or *_notop.h5 file"
-        )
-    path = Path(weights)
-    if path.is_file():
-        with path.open("rb") as fh:
-            if fh.read(8) != b"\x89HDF\r\n\x1a\n":
-                return f"params: 'train.weights' file {weights} is not an HDF5 (.weights.h5) file"
-    return None
-
-
-# URL-valued keys that must never carry credentials, and where credentials belong instead
-_CREDENTIAL_HOME = {
-    "data.source": "the AWS credential chain (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance role)",
-    "data.s3_endpoint_url": "the AWS credential chain (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance role)",
-    "registry.tracking_uri": "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or the MLFLOW_TRACKING_URI environment variable",
-    "registry.artifact_uri": "the AWS credential chain (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance role)",
-}
-
-
-def _no_credentials(cfg: Config) -> str | None:
-    """URLs with user info (`s3://KEY:SECRET@bucket`): params.yaml is committed and logged."""
-    for key, home in _CREDENTIAL_HOME.items():
-        section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
-        if isinstance(value, str) and has_userinfo(value):
-            return (
-                f"params: '{key}' holds credentials ({redact(value)}); params are committed and logged: "
-                f"remove them and use {home}"
-            )
-    return None
-
-
-# Checks across keys: each returns a one-line message or None. Add new ones here.
-CROSS_CHECKS = (_split_fractions, _sides, _input_batch_memory, _weights, _no_credentials)
-
-
 def from_dict(raw: dict | None) -> Config:
     """Build a Config from a parsed params mapping (missing keys take their defaults)."""
-    cfg = _build(Config, raw or {})
+    cfg = build(Config, raw or {})
     for check in CROSS_CHECKS:
         message = check(cfg)
         if message:
