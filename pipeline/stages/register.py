@@ -16,7 +16,6 @@ tags in one call) and the aliases moved: `challenger` always, `champion` when th
 from __future__ import annotations
 
 import logging
-import math
 import os
 import tempfile
 import time
@@ -28,7 +27,7 @@ from pipeline.errors import DataError
 from pipeline.evaluation import report_header
 from pipeline.manifest import SPLITS
 from pipeline.registry import client as registry
-from pipeline.registry import gate, mlflow_model, run_content
+from pipeline.registry import gate, gate_record, mlflow_model, run_content
 from pipeline.registry import index as registry_index
 from pipeline.registry.champion import champion_metrics
 from pipeline.registry.tags import (
@@ -55,88 +54,10 @@ def _check_inputs(models_dir: Path, splits_dir: Path) -> dict[str, Path]:
     return paths
 
 
-def _gate_tags(decision: gate.Decision, champion, champ: dict | None, rescored: bool, cfg: Config) -> dict:
-    tags = {
-        "gate.decision": "promote" if decision.promote else "reject",
-        "gate.reason": decision.reason,
-        "gate.metric": cfg.gate.metric,
-        "gate.champion_version": str(champion.version) if champion else "",
-        "gate.champion_rescored": str(rescored).lower(),
-    }
-    for name, delta in decision.deltas.items():
-        tags[f"gate.delta.{name}"] = repr(delta)
-        if champ is not None and name in champ:
-            tags[f"gate.champion.{name}"] = repr(champ[name])
-    return tags
-
-
-def _finite(values: dict[str, float]) -> dict[str, float | None]:
-    """Strict-JSON numbers: NaN/inf become null."""
-    return {k: (v if math.isfinite(v) else None) for k, v in values.items()}
-
-
 def _example_paths(test_csv: Path) -> list[str]:
     """An input example for the pyfunc signature: the first test image that exists here."""
     paths = manifest.read(test_csv, ["path"])["path"].astype(str).head(20)
     return [p for p in paths if Path(p).is_file()][:1]
-
-
-def _experiment_record(
-    cfg: Config, run_id: str, experiment: str, decision, champion, outputs, started, tags: dict
-) -> dict:
-    """Under `dvc exp run`: the run is logged, but no version is created and no alias moves."""
-    record = {
-        "model_name": cfg.registry.model_name,
-        "version": None,
-        "run_id": run_id,
-        "aliases": [],
-        "dvc_experiment": experiment,
-        "gate": {
-            "promote": False,
-            "would_promote": decision.promote,
-            "reason": decision.reason,
-            "metric": cfg.gate.metric,
-            "deltas": _finite(decision.deltas),
-            "champion_version": str(champion.version) if champion else None,
-        },
-        "registered_at": report_header.utc_now(),
-        "seconds": round(time.perf_counter() - started, 2),
-    }
-    manifest.write_json(record, outputs["record"])
-    if outputs.get("page"):  # the page DVC expects, saying that nothing was registered
-        would = "would promote" if decision.promote else "would not promote"
-        shown = record | {
-            "version": f"- (DVC experiment {experiment}: not registered)",
-            "gate": record["gate"] | {"reason": f"{would}: {decision.reason}"},
-        }
-        page = report_header.registered_page(shown, tags["git.commit"], tags["git.dirty"] == "true")
-        Path(outputs["page"]).write_text(page, encoding="utf-8")
-    log.info(
-        "DVC experiment %s: logged MLflow run %s; no model version registered, no alias moved "
-        "(the gate %s: %s)",
-        experiment,
-        run_id,
-        "would promote" if decision.promote else "would reject",
-        decision.reason,
-    )
-    return record
-
-
-def _description(cfg: Config, decision: gate.Decision, metrics: dict, champion, tags: dict) -> str:
-    """The version's description: the gate decision first, then what was measured and from where."""
-    verdict = "Promoted to champion" if decision.promote else "Not promoted (challenger only)"
-    metric = cfg.gate.metric
-    value = flat_metrics(metrics).get(metric)
-    lines = [
-        f"{verdict}: {decision.reason}.",
-        f"{metric} {value:.4f} on {metrics.get('n_test', '?')} test images "
-        f"({metrics.get('n_test_patients', '?')} patients); threshold {metrics.get('threshold')} chosen on val."
-        if value is not None
-        else f"{metric}: not measured.",
-        f"Champion at registration: {'v' + str(champion.version) if champion else 'none'}. "
-        f"git {tags.get('git.commit', 'unknown')[:12]}{' (dirty)' if tags.get('git.dirty') == 'true' else ''}.",
-    ]
-    return "\n".join(lines)
 
 
 def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
@@ -165,7 +86,9 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     summary_path = models_dir / "train_summary.json"
     train_summary = manifest.read_json(summary_path) if summary_path.is_file() else {}
     decision = gate.fresh_run_only(gate.decide(flat_metrics(metrics), champ, cfg.gate), train_summary)
-    tags = version_tags(cfg, metrics, hashes) | _gate_tags(decision, champion, champ, rescored, cfg)
+    tags = version_tags(cfg, metrics, hashes) | gate_record.gate_tags(
+        decision, champion, champ, rescored, cfg
+    )
     tags["train.resumed"] = gate.resume_tag(train_summary)
 
     diagnostics_file = [("reports", inputs["diagnostics"])] if inputs.get("diagnostics") else []
@@ -198,12 +121,14 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     run_id = run.info.run_id
     if experiment is not None:
         client.update_run(run_id, name=run_name)
-        return _experiment_record(cfg, run_id, experiment, decision, champion, outputs, started, tags)
+        return gate_record.experiment_record(
+            cfg, run_id, experiment, decision, champion, outputs, started, tags
+        )
 
     index = registry_index.index_path(registry.tracking_uri(cfg.registry))
     frames = {s: (hashes[s], manifest.read(p, ["path", "sha256"])) for s, p in split_paths.items()}
     registry_index.record_run(index, run_id, frames, {k: v for k, v in tags.items() if k.startswith("dvc.")})
-    description = _description(cfg, decision, metrics, champion, tags)
+    description = gate_record.description(cfg, decision, metrics, champion, tags)
     version_tags_kept = key_tags(tags, {cfg.gate.metric, *cfg.gate.guard_metrics})
     version = str(registry.create_version(client, name, run, version_tags_kept, description).version)
     registry_index.record_version(index, run_id, name, version)
@@ -225,9 +150,9 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
             "promote": decision.promote,
             "reason": decision.reason,
             "metric": cfg.gate.metric,
-            "deltas": _finite(decision.deltas),
+            "deltas": gate_record.finite(decision.deltas),
             "champion_version": str(champion.version) if champion else None,
-            "champion_metrics": _finite(champ) if champ is not None else None,
+            "champion_metrics": gate_record.finite(champ) if champ is not None else None,
             "champion_rescored": rescored,
         },
         "seconds": seconds,

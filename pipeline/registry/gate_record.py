@@ -1,0 +1,95 @@
+"""What the register stage writes about a gate decision: version tags, the version's description,
+and the record of a `dvc exp run` that registers nothing."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+from pipeline import manifest
+from pipeline.config import Config
+from pipeline.evaluation import report_header
+from pipeline.registry import gate
+from pipeline.registry.tags import flat_metrics
+
+log = logging.getLogger(__name__)
+
+
+def gate_tags(decision: gate.Decision, champion, champ: dict | None, rescored: bool, cfg: Config) -> dict:
+    tags = {
+        "gate.decision": "promote" if decision.promote else "reject",
+        "gate.reason": decision.reason,
+        "gate.metric": cfg.gate.metric,
+        "gate.champion_version": str(champion.version) if champion else "",
+        "gate.champion_rescored": str(rescored).lower(),
+    }
+    for name, delta in decision.deltas.items():
+        tags[f"gate.delta.{name}"] = repr(delta)
+        if champ is not None and name in champ:
+            tags[f"gate.champion.{name}"] = repr(champ[name])
+    return tags
+
+
+def finite(values: dict[str, float]) -> dict[str, float | None]:
+    """Strict-JSON numbers: NaN/inf become null."""
+    return {k: (v if math.isfinite(v) else None) for k, v in values.items()}
+
+
+def experiment_record(
+    cfg: Config, run_id: str, experiment: str, decision, champion, outputs, started, tags: dict
+) -> dict:
+    """Under `dvc exp run`: the run is logged, but no version is created and no alias moves."""
+    record = {
+        "model_name": cfg.registry.model_name,
+        "version": None,
+        "run_id": run_id,
+        "aliases": [],
+        "dvc_experiment": experiment,
+        "gate": {
+            "promote": False,
+            "would_promote": decision.promote,
+            "reason": decision.reason,
+            "metric": cfg.gate.metric,
+            "deltas": finite(decision.deltas),
+            "champion_version": str(champion.version) if champion else None,
+        },
+        "registered_at": report_header.utc_now(),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    manifest.write_json(record, outputs["record"])
+    if outputs.get("page"):  # the page DVC expects, saying that nothing was registered
+        would = "would promote" if decision.promote else "would not promote"
+        shown = record | {
+            "version": f"- (DVC experiment {experiment}: not registered)",
+            "gate": record["gate"] | {"reason": f"{would}: {decision.reason}"},
+        }
+        page = report_header.registered_page(shown, tags["git.commit"], tags["git.dirty"] == "true")
+        Path(outputs["page"]).write_text(page, encoding="utf-8")
+    log.info(
+        "DVC experiment %s: logged MLflow run %s; no model version registered, no alias moved "
+        "(the gate %s: %s)",
+        experiment,
+        run_id,
+        "would promote" if decision.promote else "would reject",
+        decision.reason,
+    )
+    return record
+
+
+def description(cfg: Config, decision: gate.Decision, metrics: dict, champion, tags: dict) -> str:
+    """The version's description: the gate decision first, then what was measured and from where."""
+    verdict = "Promoted to champion" if decision.promote else "Not promoted (challenger only)"
+    metric = cfg.gate.metric
+    value = flat_metrics(metrics).get(metric)
+    lines = [
+        f"{verdict}: {decision.reason}.",
+        f"{metric} {value:.4f} on {metrics.get('n_test', '?')} test images "
+        f"({metrics.get('n_test_patients', '?')} patients); threshold {metrics.get('threshold')} chosen on val."
+        if value is not None
+        else f"{metric}: not measured.",
+        f"Champion at registration: {'v' + str(champion.version) if champion else 'none'}. "
+        f"git {tags.get('git.commit', 'unknown')[:12]}{' (dirty)' if tags.get('git.dirty') == 'true' else ''}.",
+    ]
+    return "\n".join(lines)
