@@ -37,6 +37,17 @@ def finite(values: dict[str, float]) -> dict[str, float | None]:
     return {k: (v if math.isfinite(v) else None) for k, v in values.items()}
 
 
+def summary(decision: gate.Decision, champion, cfg: Config) -> dict:
+    """The gate part of reports/registered.json: decision, reason, deltas, the champion compared."""
+    return {
+        "promote": decision.promote,
+        "reason": decision.reason,
+        "metric": cfg.gate.metric,
+        "deltas": finite(decision.deltas),
+        "champion_version": str(champion.version) if champion else None,
+    }
+
+
 def experiment_record(
     cfg: Config, run_id: str, experiment: str, decision, champion, outputs, started, tags: dict
 ) -> dict:
@@ -47,14 +58,7 @@ def experiment_record(
         "run_id": run_id,
         "aliases": [],
         "dvc_experiment": experiment,
-        "gate": {
-            "promote": False,
-            "would_promote": decision.promote,
-            "reason": decision.reason,
-            "metric": cfg.gate.metric,
-            "deltas": finite(decision.deltas),
-            "champion_version": str(champion.version) if champion else None,
-        },
+        "gate": summary(decision, champion, cfg) | {"promote": False, "would_promote": decision.promote},
         "registered_at": report_header.utc_now(),
         "seconds": round(time.perf_counter() - started, 2),
     }

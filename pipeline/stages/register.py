@@ -146,12 +146,8 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
         "run_id": run_id,
         "aliases": aliases,
         "registered_at": report_header.utc_now(),
-        "gate": {
-            "promote": decision.promote,
-            "reason": decision.reason,
-            "metric": cfg.gate.metric,
-            "deltas": gate_record.finite(decision.deltas),
-            "champion_version": str(champion.version) if champion else None,
+        "gate": gate_record.summary(decision, champion, cfg)
+        | {
             "champion_metrics": gate_record.finite(champ) if champ is not None else None,
             "champion_rescored": rescored,
         },
