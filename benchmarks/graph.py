@@ -18,7 +18,9 @@ import numpy as np
 import yaml
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score, roc_curve
 
-from pipeline import config, dvc_files, manifest, stage_runner
+from pipeline import config
+from pipeline.cli import stage_runner
+from pipeline.core import dvc_files, manifest
 
 log = logging.getLogger("benchmarks.graph")
 ROOT = Path(__file__).resolve().parents[1]

@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover
     from benchmarks.graph import ROOT, run_graph, stage_io, val_scores
     from benchmarks.medmnist_params import dotted, merge
 
-from pipeline import presets
+from pipeline.config import presets
 
 log = logging.getLogger("benchmarks.kermany")
 HERE = Path(__file__).resolve().parent
@@ -88,7 +88,8 @@ def run_one(preset: str, raw: dict, test: bool, keep: Path) -> dict:
 
 def score_test(preset: str, tag: str, seeds: range) -> None:
     """Run evaluate (test scored once) in the kept runs of `tag`; log a test record per seed."""
-    from pipeline import dvc_files, stage_runner
+    from pipeline.cli import stage_runner
+    from pipeline.core import dvc_files
 
     for seed in seeds:
         here = os.getcwd()

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, roc_auc_score, roc_curve
 
-from pipeline import config, manifest
+from pipeline import config
+from pipeline.core import manifest
 
 try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.medmnist
     from graph import run_graph

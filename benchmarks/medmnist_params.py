@@ -57,7 +57,7 @@ PRESET_SECTIONS = ("balance", "train", "evaluate")  # data / preprocess / split 
 def params_for(flag: str, config_file: Path | None, sets: list[str]) -> dict:
     """BASE, then the preset's training sections (PRESET_FOR), then medmnist_<flag>.yaml (or
     --config), then --set."""
-    from pipeline import presets
+    from pipeline.config import presets
 
     path = config_file or HERE / f"medmnist_{flag}.yaml"
     raw = copy.deepcopy(BASE)

@@ -72,7 +72,8 @@ def stage_child(work: Path, reader: str = "stage") -> dict:
     (reader "pathlib": files read with Path.read_bytes, as before images.read_bytes)."""
     import pandas as pd
 
-    from pipeline import config, images
+    from pipeline import config
+    from pipeline.core import images
     from pipeline.stages import preprocess
 
     if reader == "pathlib":

@@ -22,9 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import dvc_files
-from pipeline.errors import MedpipeError
-from pipeline.redact import redact
+from pipeline.core import dvc_files
+from pipeline.core.errors import MedpipeError
+from pipeline.core.redact import redact
 
 log = logging.getLogger(__name__)
 _RAN = re.compile(r"Running stage '([\w@.-]+)'")

@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from flows.dvc_runner import StageFailed
-from pipeline import dvc_files
+from pipeline.core import dvc_files
 
 HANDOFF_REF = "refs/medpipe/handoff/{run}"
 TRAINED_REF = "refs/medpipe/trained/{run}"

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import yaml
 
-from pipeline import dvc_files
-from pipeline.errors import MedpipeError
+from pipeline.core import dvc_files
+from pipeline.core.errors import MedpipeError
 
 log = logging.getLogger(__name__)
 LOCK = "dvc.lock"

@@ -17,7 +17,7 @@ from pathlib import Path
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
-from pipeline.redact import redact
+from pipeline.core.redact import redact
 
 MARKDOWN_KEY = "nightly-report"
 TABLE_KEY = "nightly-metrics"

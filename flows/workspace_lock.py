@@ -23,7 +23,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from pipeline.errors import MedpipeError
+from pipeline.core.errors import MedpipeError
 
 log = logging.getLogger(__name__)
 GLOBAL_LIMIT = "medpipe-workspace"

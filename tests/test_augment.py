@@ -1,4 +1,4 @@
-"""pipeline/augment.py: random OpenCV augmentation, deterministic under a seeded Generator."""
+"""pipeline/balancing/augment.py: random OpenCV augmentation, deterministic under a seeded Generator."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline import augment, images
+from pipeline.balancing import augment
 from pipeline.config import AugmentConfig
-from pipeline.errors import ConfigError
+from pipeline.core import images
+from pipeline.core.errors import ConfigError
 
 OFF = AugmentConfig(rotate_deg=0.0, hflip=False, shift_px_at_1024=0.0, blur_kernels=(1,))
 

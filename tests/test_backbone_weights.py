@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.models import applications
 
 

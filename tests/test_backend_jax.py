@@ -89,7 +89,7 @@ def _data_parallel_job(out: Path) -> dict:
     from keras.src.backend.jax import trainer as jax_trainer
     from test_train_stage import make_project, outputs_in, tiny_cfg
 
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
     from pipeline.stages import train
     from pipeline.training.runtime import configure
 
@@ -271,7 +271,7 @@ def test_plan_picks_precision_and_distribution_from_the_devices(
 
 
 def test_plan_precision_override_and_unknown_precision():
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
     from pipeline.training.runtime import plan
 
     assert plan("jax", ["gpu:0", "gpu:1"], "float32").precision == "float32"
@@ -318,7 +318,7 @@ def _batches(sizes: list[int], batch_size: int):
 
 
 def test_shardable_pads_a_short_batch_and_refuses_an_indivisible_batch_size():
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
     from pipeline.training.runtime import Plan, Runtime
 
     dp = Runtime("jax", Plan("float32", "data_parallel", ("cpu:0", "cpu:1", "cpu:2", "cpu:3")))

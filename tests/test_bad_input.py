@@ -61,7 +61,7 @@ from test_validate import add_file, encode, make_valid, patch, row_for, run_vali
 
 from pipeline import config
 from pipeline.cli import main
-from pipeline.errors import ConfigError, DataError, MedpipeError, ValidationFailed
+from pipeline.core.errors import ConfigError, DataError, MedpipeError, ValidationFailed
 from pipeline.stages import validate
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import images, manifest
 from pipeline.config import BalanceConfig, Config
-from pipeline.errors import DataError
+from pipeline.core import images, manifest
+from pipeline.core.errors import DataError
 from pipeline.stages import balance
 
 NAMES = ["benign", "malignant", "other"]

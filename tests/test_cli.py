@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import cli, stage_runner
+from pipeline.cli import commands as cli
+from pipeline.cli import stage_runner
 
 PROJECT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from pipeline import config
-from pipeline.errors import ConfigError
+from pipeline.config.types import Range
+from pipeline.core.errors import ConfigError
 
 PROJECT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
@@ -245,7 +246,7 @@ def test_every_numeric_key_declares_its_range():
             base = typing.get_args(tp)[0] if typing.get_origin(tp) is typing.Annotated else tp
             if base in (int, float):
                 has = typing.get_origin(tp) is typing.Annotated and any(
-                    isinstance(m, config.Range) for m in tp.__metadata__
+                    isinstance(m, Range) for m in tp.__metadata__
                 )
                 yield f"{prefix}{f.name}", has
 

@@ -11,7 +11,7 @@ import pandas as pd
 from pipeline.config import SplitConfig
 from pipeline.evaluation.by_source import source_specific
 from pipeline.evaluation.predictions import Predictions, Task
-from pipeline.split_report import fraction_warnings
+from pipeline.splitting.report import fraction_warnings
 
 
 def _binary(p1):
@@ -64,7 +64,7 @@ def test_split_fraction_miss_over_five_points_warns():
 
 
 def test_split_report_carries_the_warning(caplog):
-    from pipeline.split_report import build
+    from pipeline.splitting.report import build
 
     df = pd.DataFrame(
         {

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import EvaluateConfig
-from pipeline.errors import ConfigError, DataError
+from pipeline.core.errors import ConfigError, DataError
 from pipeline.evaluation import metrics
 from pipeline.evaluation.bootstrap import cluster_bootstrap_ci, patient_members
 from pipeline.evaluation.calibration import expected_calibration_error, reliability_curve

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import cli, config
-from pipeline.errors import DataError
+from pipeline import config
+from pipeline.cli import commands as cli
+from pipeline.core.errors import DataError
 from pipeline.evaluation import predictions, scoring
 from pipeline.stages import evaluate, preprocess
 

@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from test_faults_s3 import FaultPolicy, FaultProxy
 from test_register_fixtures import INPUTS, MODEL_ARTIFACTS, OUTPUTS, cfg, make_project, metrics
 
-from pipeline.errors import MedpipeError
+from pipeline.core.errors import MedpipeError
 from pipeline.stages import register
 
 BUCKET = "faults-registry"

@@ -23,7 +23,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from pipeline.config import DataConfig
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.sources import STATE_NAME, sync
 from pipeline.sources.s3 import DEFAULT_MAX_ATTEMPTS, make_client
 

@@ -46,7 +46,7 @@ if name in ctl.get("fail", []):
 if name == "ingest" and ctl.get("s3_source"):  # the real S3 source over HTTP (see test_faults_s3)
     from dataclasses import replace
     from pipeline.config import DataConfig
-    from pipeline.errors import MedpipeError
+    from pipeline.core.errors import MedpipeError
     from pipeline.sources import sync
     try:
         sync(replace(DataConfig(), source=ctl["s3_source"], s3_endpoint_url=ctl["s3_endpoint"]), Path("s3raw"))

@@ -7,7 +7,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from pipeline.config import FORMATS, from_dict
-from pipeline.errors import ConfigError, DataError
+from pipeline.core.errors import ConfigError, DataError
 from pipeline.formats import ADAPTERS, get
 from pipeline.formats.base import RawFile
 

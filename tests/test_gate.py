@@ -7,7 +7,7 @@ import math
 import pytest
 
 from pipeline.config import GateConfig
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.registry.gate import decide
 
 GATE = GateConfig(metric="roc_auc", min_delta=0.01, guard_metrics=("sensitivity",), max_drop=0.05)

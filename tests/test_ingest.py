@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline import config, manifest
+from pipeline import config
 from pipeline.cli import main
-from pipeline.errors import ConfigError
+from pipeline.core import manifest
+from pipeline.core.errors import ConfigError
 from pipeline.sources import STATE_NAME, source_kind
 from pipeline.stages import ingest
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from test_register_fixtures import INPUTS, OUTPUTS, cfg, make_project, metrics, sha
 
-from pipeline import cli
-from pipeline.errors import MedpipeError
+from pipeline.cli import commands as cli
+from pipeline.core.errors import MedpipeError
 from pipeline.registry import lineage
 from pipeline.stages import register
 

@@ -15,7 +15,8 @@ import pytest
 from mlflow import MlflowClient
 from test_evaluate_stage import SIZE, make_project, small_cfg
 
-from pipeline import cli, config
+from pipeline import config
+from pipeline.cli import commands as cli
 from pipeline.models.layers import RandomRot90
 from pipeline.registry import client as registry
 from pipeline.stages import evaluate, register

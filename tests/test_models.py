@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import TrainConfig
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.models import build_model
 from pipeline.models.applications import BACKBONE, set_backbone_trainable
 from pipeline.models.layers import RandomRot90

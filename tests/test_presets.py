@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import config, presets
+from pipeline import config
 from pipeline.cli import main
-from pipeline.errors import ConfigError
+from pipeline.config import presets
+from pipeline.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = {"breakhis-densenet201", "idc", "kermany-3class", "kermany-binary", "tb"}

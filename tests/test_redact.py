@@ -12,9 +12,9 @@ import pytest
 
 from pipeline import config
 from pipeline.cli import main
-from pipeline.errors import ConfigError
-from pipeline.redact import RedactingFilter, redact
-from pipeline.registry.tags import flat_params
+from pipeline.core.errors import ConfigError
+from pipeline.core.provenance import flat_params
+from pipeline.core.redact import RedactingFilter, redact
 
 SECRET = "wJalr/XUtnFEMI+K7MDENG/bPxRfiCY"  # '/' and '+' as real AWS secret keys have
 

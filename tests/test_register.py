@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 from test_register_fixtures import INPUTS, MODEL_ARTIFACTS, OUTPUTS, cfg, make_project, metrics
 
-from pipeline.errors import MedpipeError
+from pipeline.core.errors import MedpipeError
 from pipeline.registry import champion as registry_champion
 from pipeline.registry import client as registry
 from pipeline.registry import lineage
@@ -169,7 +169,7 @@ def test_dvc_bookkeeping_does_not_make_a_revision_dirty(tmp_path: Path) -> None:
     """dvc.lock, the .gitignore files and the outputs dvc.yaml declares are not code changes."""
     import subprocess
 
-    from pipeline.registry.tags import git_revision
+    from pipeline.core.provenance import git_revision
 
     env = {
         "GIT_AUTHOR_NAME": "t",

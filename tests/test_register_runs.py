@@ -1,4 +1,4 @@
-"""One MLflow run per training: created by train (pipeline.tracking), continued and named by register;
+"""One MLflow run per training: created by train (pipeline.tracking.train_run), continued and named by register;
 per-epoch metrics, dataset inputs, report artifacts, lineage.json, version description."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 from mlflow import MlflowClient
 from test_register_fixtures import INPUTS, OUTPUTS, cfg, make_project, metrics
 
-from pipeline import tracking
 from pipeline.registry import client as registry
 from pipeline.stages import register
+from pipeline.tracking import train_run as tracking
 
 HISTORY = Path("reports/train/history.csv")
 REPORT = Path("reports/report.html")

@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 from moto.server import ThreadedMotoServer
 from test_register_fixtures import INPUTS, OUTPUTS, cfg, make_project, metrics
 
-from pipeline.errors import MedpipeError
+from pipeline.core.errors import MedpipeError
 from pipeline.stages import register
 
 SECRET = "s3cr3t-DO-NOT-LEAK-9f2c"

@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import cli, manifest
+from pipeline.cli import commands as cli
 from pipeline.config import from_dict
-from pipeline.errors import ConfigError, DataError
+from pipeline.core import manifest
+from pipeline.core.errors import ConfigError, DataError
 from pipeline.stages import regroup
 
 INPUTS = {"raw": Path("data/raw"), "manifest": Path("data/manifests/raw.csv")}

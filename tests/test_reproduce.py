@@ -10,7 +10,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from pipeline import cli
+from pipeline.cli import commands as cli
 from pipeline.registry import reproduce
 
 DVC_YAML = """stages:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.sources import STATE_NAME, mirror
 from pipeline.sources.archive import ArchiveLimits, sync_archive
 from pipeline.sources.local import sync_dir

@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from pipeline.config import DataConfig
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.sources import STATE_NAME, sync
 
 

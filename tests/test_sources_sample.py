@@ -13,7 +13,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from pipeline.config import SampleConfig
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.sources import STATE_NAME, sample
 
 IDC_NAME = re.compile(r"^(\d{5})/([01])/\1_idx5_x(\d+)_y(\d+)_class\2\.png$")

@@ -10,9 +10,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline import cli, manifest, split_report
+from pipeline.cli import commands as cli
 from pipeline.config import Config, SplitConfig
-from pipeline.errors import ConfigError, DataError
+from pipeline.core import manifest
+from pipeline.core.errors import ConfigError, DataError
+from pipeline.splitting import report as split_report
 from pipeline.stages import split
 
 NAMES = ["NORMAL", "PNEUMONIA", "COVID", "TB"]

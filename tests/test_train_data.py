@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 from test_train_stage import write_images
 
-from pipeline import arrays, config, images
+from pipeline import arrays, config
 from pipeline.arrays.build import write_images as write_npy
-from pipeline.errors import DataError
+from pipeline.core import images
+from pipeline.core.errors import DataError
 from pipeline.stages import preprocess
 from pipeline.training.data import ArrayBatches
 from pipeline.training.predict import predict_images, predict_proba

@@ -13,7 +13,7 @@ from test_train_stage import make_project, outputs_in, tiny_cfg
 
 from pipeline import config
 from pipeline.config import TrainAugmentConfig, TrainConfig
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.models import build_model
 from pipeline.training.losses import make_loss
 from pipeline.training.optim import make_optimizer

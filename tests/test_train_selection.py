@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from test_train_stage import make_project, outputs_in, tiny_cfg
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 
 def test_selection_skips_the_warm_up_and_follows_the_monitor(in_tmp):

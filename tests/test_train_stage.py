@@ -234,7 +234,7 @@ def test_focal_loss_three_classes(in_tmp):
 
 
 def test_bad_label_is_one_line_data_error(in_tmp):
-    from pipeline.errors import DataError
+    from pipeline.core.errors import DataError
     from pipeline.stages import train
 
     inputs = make_project(in_tmp)
@@ -321,8 +321,8 @@ def test_a_resume_without_its_rng_state_is_marked_inexact(in_tmp):
 def test_out_of_memory_is_one_line_and_leaves_no_model(in_tmp):
     import keras
 
-    from pipeline import cli
-    from pipeline.errors import ResourceError
+    from pipeline.cli import commands as cli
+    from pipeline.core.errors import ResourceError
     from pipeline.stages import train
 
     class DeviceOOM(keras.callbacks.Callback):  # what XLA raises when a step does not fit the GPU

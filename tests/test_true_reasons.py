@@ -20,9 +20,9 @@ from bad_files import (
     with_exif,
 )
 
-from pipeline import images, manifest
 from pipeline.config import from_dict
-from pipeline.errors import DataError
+from pipeline.core import images, manifest
+from pipeline.core.errors import DataError
 from pipeline.formats import get
 from pipeline.formats.base import IMAGE_SUFFIXES, RawFile
 from pipeline.sources.files import DATA_SUFFIXES

@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import config, manifest
+from pipeline import config
 from pipeline.cli import main
-from pipeline.errors import ValidationFailed
+from pipeline.core import manifest
+from pipeline.core.errors import ValidationFailed
 from pipeline.stages import validate
 from pipeline.validation import decode, headers
 from pipeline.validation.checks import check_file, read_file

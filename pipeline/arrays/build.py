@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from pipeline import images
-from pipeline.errors import DataError
+from pipeline.core import images
+from pipeline.core.errors import DataError
 
 log = logging.getLogger(__name__)
 IO_OVERLAP = 2  # workers per core: one decodes while another waits on a cold file read

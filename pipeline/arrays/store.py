@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import manifest
-from pipeline.errors import DataError
+from pipeline.core import manifest
+from pipeline.core.errors import DataError
 
 SPLITS = ("train", "val", "test")
 META = "meta.json"

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from pipeline import images as images_io
+from pipeline.core import images as images_io
 from pipeline.evaluation.figures import plt, to_base64
 from pipeline.evaluation.metrics import predict_labels
 

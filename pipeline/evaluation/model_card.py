@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import Config
-from pipeline.manifest import SPLITS
+from pipeline.core.manifest import SPLITS
 
 INTENDED_USE = (
     "Research and clinical decision support only; not a diagnostic device. Predictions must be "

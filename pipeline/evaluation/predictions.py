@@ -15,7 +15,8 @@ import pandas as pd
 
 import pipeline.models.layers  # noqa: F401  registers medpipe's custom layers for safe-mode loading
 from pipeline.config import EvaluateConfig
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
+from pipeline.core.label_map import LabelMap
 from pipeline.training.predict import predict_images, predict_proba
 
 
@@ -41,14 +42,8 @@ class Task:
 
     @classmethod
     def from_label_map(cls, label_map: dict) -> Task:
-        classes = [str(c) for c in label_map.get("classes") or []]
-        if len(classes) < 2:
-            raise DataError("label_map.json lists fewer than 2 classes; re-run the train stage")
-        positive = label_map.get("positive")
-        if positive is not None and positive not in classes:
-            raise DataError(f"label_map.json: positive class {positive!r} is not one of {classes}")
-        binary = positive is not None and len(classes) == 2
-        return cls(classes, classes.index(positive) if binary else None)
+        parsed = LabelMap.parse(label_map)
+        return cls(parsed.classes, parsed.positive_index)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pandas as pd
 from pipeline.config import Config
 from pipeline.evaluation import figures, gallery, heatmap, model_card, report_header
 from pipeline.evaluation.scoring import Predictions, Task
-from pipeline.split_report import fraction_warnings
+from pipeline.splitting.report import fraction_warnings
 
 log = logging.getLogger(__name__)
 

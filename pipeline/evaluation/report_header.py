@@ -16,7 +16,7 @@ import datetime as dt
 import html
 
 from pipeline.config import Config
-from pipeline.registry.tags import git_revision, params_hash
+from pipeline.core.provenance import git_revision, params_hash
 
 REGISTERED_PAGE = "registered.html"
 

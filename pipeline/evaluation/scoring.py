@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import EvaluateConfig
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.evaluation import metrics
 from pipeline.evaluation.bootstrap import cluster_bootstrap_ci
 from pipeline.evaluation.metrics_file import patient_headline

@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.metrics import roc_curve
 
 from pipeline.config import EvaluateConfig
-from pipeline.errors import ConfigError, DataError
+from pipeline.core.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)

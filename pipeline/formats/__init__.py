@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pipeline.config import FORMATS, DataConfig
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.formats.base import RawFile, Regrouped
 from pipeline.formats.breakhis import BreakhisAdapter
 from pipeline.formats.chest_xray import ChestXrayAdapter

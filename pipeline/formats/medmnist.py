@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.config import DataConfig
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.formats.base import RawFile, Regrouped, common_ignore
 
 SPLITS = ("train", "val", "test")

@@ -11,7 +11,7 @@ import keras
 from keras import layers as kl
 
 from pipeline.config import TrainConfig
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.models import applications, cnn
 from pipeline.models.layers import RandomRot90, augmentation_layers, flip_axes
 from pipeline.models.seeding import default_seeds

@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 APPLICATIONS = {
     "densenet201": keras.applications.DenseNet201,

@@ -11,12 +11,12 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
-from pipeline import manifest
 from pipeline.config import Config
-from pipeline.errors import MedpipeError
+from pipeline.core import manifest
+from pipeline.core.errors import MedpipeError
+from pipeline.core.provenance import flat_metrics
 from pipeline.registry import client as registry
-from pipeline.registry import mlflow_model
-from pipeline.registry.tags import flat_metrics
+from pipeline.serving import pyfunc_model as mlflow_model
 
 log = logging.getLogger(__name__)
 TEST_SHA_TAG = "data.test_manifest_sha256"

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 from pipeline.config import GateConfig
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 _EPS = 1e-12  # float noise: an improvement of exactly min_delta counts
 

@@ -8,11 +8,11 @@ import math
 import time
 from pathlib import Path
 
-from pipeline import manifest
 from pipeline.config import Config
+from pipeline.core import manifest
+from pipeline.core.provenance import flat_metrics
 from pipeline.evaluation import report_header
 from pipeline.registry import gate
-from pipeline.registry.tags import flat_metrics
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from mlflow import MlflowClient
 
 from pipeline import config
 from pipeline.config import RegistryConfig
+from pipeline.core.provenance import file_sha256, lineage_document
 from pipeline.registry import client as registry
 from pipeline.registry import index as registry_index
-from pipeline.registry.tags import file_sha256, lineage_document
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _MD5 = re.compile(r"^[0-9a-fA-F]{32}(\.dir)?$")

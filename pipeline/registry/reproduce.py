@@ -23,11 +23,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline import dvc_files, manifest
-from pipeline.errors import MedpipeError
+from pipeline.core import dvc_files, manifest
+from pipeline.core.errors import MedpipeError
+from pipeline.core.provenance import flat_metrics
 from pipeline.registry import client as registry
 from pipeline.registry.lineage import _registry_cfg, _write
-from pipeline.registry.tags import flat_metrics
 
 log = logging.getLogger(__name__)
 TARGET = "evaluate"

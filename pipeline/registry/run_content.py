@@ -14,7 +14,8 @@ from mlflow.entities import DatasetInput, InputTag, Metric
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-from pipeline import manifest, tracking
+from pipeline.core import manifest
+from pipeline.tracking import train_run as tracking
 
 log = logging.getLogger(__name__)
 REGISTERED_TAG = "medpipe.registered_version"

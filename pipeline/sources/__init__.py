@@ -12,8 +12,8 @@ import shutil
 from pathlib import Path
 
 from pipeline.config import Config, DataConfig
-from pipeline.errors import ConfigError
-from pipeline.redact import redact
+from pipeline.core.errors import ConfigError
+from pipeline.core.redact import redact
 from pipeline.sources.mirror import Prepare
 from pipeline.sources.state import STATE_NAME, FileRecord, SyncSummary
 

@@ -16,14 +16,14 @@ import os
 import tarfile
 import zipfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from tqdm import tqdm
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.sources import archive_scan
+from pipeline.sources.archive_scan import ArchiveLimits, check_space
 from pipeline.sources.files import check_tree, is_data_file, is_ignored, sha256_file
 from pipeline.sources.links import Node, Resolver
 from pipeline.sources.mirror import Mirror, Prepare, SyncSummary
@@ -33,34 +33,8 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 _CORRUPT = (zipfile.BadZipFile, tarfile.ReadError, tarfile.CompressionError, EOFError, zlib.error)
 
 
-@dataclass(frozen=True)
-class ArchiveLimits:
-    max_bytes: int | None  # explicit cap on unpacked bytes (None: only the free-space check)
-    max_members: int
-    free_bytes: int | None = None  # free space where data/raw lives (None: not checked)
-
-
 def is_archive(path: str | Path) -> bool:
     return str(path).lower().endswith(ARCHIVE_SUFFIXES)
-
-
-def _gib(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.1f} MiB"
-
-
-def check_space(path: Path, total: int, new: int, limits: ArchiveLimits) -> None:
-    """Refuse an archive that would not fit: the explicit cap, then free disk space."""
-    if limits.max_bytes is not None and total > limits.max_bytes:
-        raise DataError(
-            f"archive {path} unpacks to more than data.max_archive_bytes ({limits.max_bytes} bytes); "
-            "raise it if the archive is genuine"
-        )
-    need = total + new
-    if limits.free_bytes is not None and need > limits.free_bytes:
-        raise DataError(
-            f"archive {path} unpacks to {_gib(total)}: ingest needs {_gib(need)} (the files plus DVC's cache "
-            f"copy of the new ones) but only {_gib(limits.free_bytes)} is free; free disk space first"
-        )
 
 
 def plan(path: Path, nodes: dict[str, Node], dirs: set[str], mirror: Mirror, limits: ArchiveLimits) -> dict:

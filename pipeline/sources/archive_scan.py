@@ -13,14 +13,41 @@ import stat
 import tarfile
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.sources.files import log_renamed, safe_relpath, utf8_name
 from pipeline.sources.links import Node
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    max_bytes: int | None  # explicit cap on unpacked bytes (None: only the free-space check)
+    max_members: int
+    free_bytes: int | None = None  # free space where data/raw lives (None: not checked)
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.1f} MiB"
+
+
+def check_space(path: Path, total: int, new: int, limits: ArchiveLimits) -> None:
+    """Refuse an archive that would not fit: the explicit cap, then free disk space."""
+    if limits.max_bytes is not None and total > limits.max_bytes:
+        raise DataError(
+            f"archive {path} unpacks to more than data.max_archive_bytes ({limits.max_bytes} bytes); "
+            "raise it if the archive is genuine"
+        )
+    need = total + new
+    if limits.free_bytes is not None and need > limits.free_bytes:
+        raise DataError(
+            f"archive {path} unpacks to {_gib(total)}: ingest needs {_gib(need)} (the files plus DVC's cache "
+            f"copy of the new ones) but only {_gib(limits.free_bytes)} is free; free disk space first"
+        )
 
 
 def unsafe(path: Path, name: str, why: str) -> DataError:
@@ -80,8 +107,6 @@ def _check_count(path: Path, members: int, total: int, limits) -> None:
         )
     budget = [b for b in (limits.max_bytes, limits.free_bytes) if b is not None]
     if budget and total > min(budget):  # stops a bomb while the list is still being read
-        from pipeline.sources.archive import check_space
-
         check_space(path, total, 0, limits)
 
 

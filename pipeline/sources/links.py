@@ -13,7 +13,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 
 MAX_HOPS = 40  # as the kernel's ELOOP limit
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.sources.files import check_tree, is_data_file, is_ignored, log_renamed, utf8_name
 from pipeline.sources.mirror import Mirror, Prepare, SyncSummary
 

@@ -21,8 +21,8 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 from tqdm import tqdm
 
-from pipeline.errors import DataError
-from pipeline.redact import redact
+from pipeline.core.errors import DataError
+from pipeline.core.redact import redact
 from pipeline.sources.files import check_tree, is_data_file, safe_relpath
 from pipeline.sources.mirror import Mirror, Prepare, SyncSummary
 

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.config import SampleConfig
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.sources.mirror import Mirror, Prepare, SyncSummary
 from pipeline.sources.sample_tiles import paint_patch, patient_stain
 

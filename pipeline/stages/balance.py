@@ -6,7 +6,7 @@ Strategies (params balance.strategy):
   compute_class_weight("balanced") is written alongside under `sklearn_balanced` for reference.
 - undersample: seeded random drop of rows of every larger class down to the smallest class.
 - oversample: every smaller class is topped up to the largest with augmented PNG copies
-  (pipeline/augment.py) in <balanced>/augmented/<class>/<stem>_aug<k>.png; an augmented row
+  (pipeline/balancing/augment.py) in <balanced>/augmented/<class>/<stem>_aug<k>.png; an augmented row
   keeps its source's patient_id and columns, points to the source via source_path and carries
   the new file's sha256/bytes.
 - none: pass-through.
@@ -30,9 +30,10 @@ from sklearn.utils import resample
 from sklearn.utils.class_weight import compute_class_weight
 from tqdm import tqdm
 
-from pipeline import augment, manifest
+from pipeline.balancing import augment
 from pipeline.config import BalanceConfig, Config
-from pipeline.errors import DataError
+from pipeline.core import manifest
+from pipeline.core.errors import DataError
 
 log = logging.getLogger(__name__)
 REQUIRED = ["path", "label"]

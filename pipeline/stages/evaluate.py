@@ -19,9 +19,10 @@ import logging
 import shutil
 from pathlib import Path
 
-from pipeline import arrays, manifest
+from pipeline import arrays
 from pipeline.config import Config
-from pipeline.errors import DataError
+from pipeline.core import manifest
+from pipeline.core.errors import DataError
 from pipeline.evaluation import curves, metrics_file, report
 from pipeline.evaluation.by_source import source_specific
 from pipeline.evaluation.model_card import file_sha256

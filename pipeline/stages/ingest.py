@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import manifest, sources
+from pipeline import sources
 from pipeline.config import Config
-from pipeline.errors import MedpipeError
+from pipeline.core import manifest
+from pipeline.core.errors import MedpipeError
 
 log = logging.getLogger(__name__)
 

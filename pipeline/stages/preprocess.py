@@ -16,11 +16,11 @@ import shutil
 import time
 from pathlib import Path
 
-from pipeline import manifest
 from pipeline.arrays.build import write_images
 from pipeline.arrays.store import LAYOUT_VERSION, META, file_sha256
 from pipeline.config import Config
-from pipeline.errors import DataError
+from pipeline.core import manifest
+from pipeline.core.errors import DataError
 
 log = logging.getLogger(__name__)
 

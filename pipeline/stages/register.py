@@ -1,9 +1,9 @@
 """register stage: log the trained model to MLflow, create a tagged version, run the champion gate.
 
-The run is the training's (pipeline.tracking: created by train, continued here) or, when train could
+The run is the training's (pipeline.tracking.train_run: created by train, continued here) or, when train could
 not log one, a new run built from the train outputs. It gets params, headline metrics, per-epoch
 `train/*` metrics (step = epoch), the split manifests as mlflow.data inputs, the pyfunc model
-(`model/`, pipeline.registry.mlflow_model), report.html, reports/eval, the validation summary,
+(`model/`, pipeline.serving.pyfunc_model), report.html, reports/eval, the validation summary,
 history.csv and lineage.json (every dvc.lock hash); it is renamed `<model>-v<version>`. The version
 gets a few key tags (git, params hash, data hashes, metric.*, gate.*) and the gate decision as its
 description. Under `dvc exp run` (DVC_EXP_NAME) the run is logged but no version or alias changes.
@@ -21,16 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline import manifest
 from pipeline.config import Config
-from pipeline.errors import DataError
-from pipeline.evaluation import report_header
-from pipeline.manifest import SPLITS
-from pipeline.registry import client as registry
-from pipeline.registry import gate, gate_record, mlflow_model, run_content
-from pipeline.registry import index as registry_index
-from pipeline.registry.champion import champion_metrics
-from pipeline.registry.tags import (
+from pipeline.core import manifest
+from pipeline.core.errors import DataError
+from pipeline.core.manifest import SPLITS
+from pipeline.core.provenance import (
     file_sha256,
     flat_metrics,
     flat_params,
@@ -38,6 +33,12 @@ from pipeline.registry.tags import (
     lineage_document,
     version_tags,
 )
+from pipeline.evaluation import report_header
+from pipeline.registry import client as registry
+from pipeline.registry import gate, gate_record, run_content
+from pipeline.registry import index as registry_index
+from pipeline.registry.champion import champion_metrics
+from pipeline.serving import pyfunc_model as mlflow_model
 
 log = logging.getLogger(__name__)
 MODEL_FILES = ("model.keras", "label_map.json")

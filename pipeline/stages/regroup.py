@@ -16,9 +16,10 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from pipeline import formats, manifest
+from pipeline import formats
 from pipeline.config import Config
-from pipeline.errors import ConfigError, DataError
+from pipeline.core import manifest
+from pipeline.core.errors import ConfigError, DataError
 from pipeline.formats.base import RawFile, Regrouped
 from pipeline.formats.views import build_class_view, fresh_dirs
 

@@ -2,7 +2,7 @@
 
 Patients are grouped (patients sharing an image sha256 are merged into one group, so a
 duplicate image across patients lands in ONE split; the report counts merges) and splits are
-carved with scikit-learn's StratifiedGroupKFold (pipeline/grouped_split.py): test first
+carved with scikit-learn's StratifiedGroupKFold (pipeline/splitting/groups.py): test first
 (test_fraction of all images), then val from the rest (val_fraction of all images). Fractions
 are set per dataset in params.yaml (e.g. 0.2/0.2 for the small TB sets = 60/20/20; 0.15/0.15
 for IDC). Output rows are sorted by path; the leak check raises DataError naming offenders.
@@ -22,11 +22,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import manifest, split_report
 from pipeline.config import Config, SplitConfig
-from pipeline.errors import ConfigError, DataError
-from pipeline.grouped_split import carve, patient_groups, patient_keys, require_groups_per_class, split_pool
-from pipeline.manifest import SPLITS
+from pipeline.core import manifest
+from pipeline.core.errors import ConfigError, DataError
+from pipeline.core.manifest import SPLITS
+from pipeline.splitting import report as split_report
+from pipeline.splitting.groups import (
+    carve,
+    patient_groups,
+    patient_keys,
+    require_groups_per_class,
+    split_pool,
+)
 
 log = logging.getLogger(__name__)
 REQUIRED = ["path", "sha256", "label", "patient_id"]

@@ -13,10 +13,12 @@ import logging
 import time
 from pathlib import Path
 
-from pipeline import arrays, manifest, tracking
+from pipeline import arrays
 from pipeline.config import Config
-from pipeline.errors import ConfigError, DataError
+from pipeline.core import manifest
+from pipeline.core.errors import ConfigError, DataError
 from pipeline.models import applications, build_model, ensemble
+from pipeline.tracking import train_run as tracking
 from pipeline.training import checkpoints, export
 from pipeline.training.data import ArrayBatches
 from pipeline.training.fit import fit
@@ -164,7 +166,7 @@ def train(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path], callba
 
 
 def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
-    """train() inside an MLflow run when MLflow is available (pipeline.tracking; optional)."""
+    """train() inside an MLflow run when MLflow is available (pipeline.tracking.train_run; optional)."""
     tracked = tracking.TrainingRun.start(cfg)
     try:
         result = train(cfg, inputs, outputs, callbacks=tracked.callbacks() if tracked else ())

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import manifest
 from pipeline.config import Config
-from pipeline.errors import ValidationFailed
+from pipeline.core import manifest
+from pipeline.core.errors import ValidationFailed
 from pipeline.sources.state import load_state
 from pipeline.validation import expectations, intensity, rows
 from pipeline.validation.decode import FileCheck, Limits, decode_pass, resolve_workers

@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import keras
 import numpy as np
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 
 PREFETCH = 2  # batches gathered ahead of the step that consumes them
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 import pandas as pd
 
-from pipeline.manifest import write, write_json
+from pipeline.core.manifest import write, write_json
 
 HISTORY_COLUMNS = [
     "epoch", "loss", "val_loss", "accuracy", "val_accuracy", "val_auc", "val_balanced_accuracy", "learning_rate",

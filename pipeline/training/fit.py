@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import keras
 
 from pipeline.config import TrainConfig
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.models import applications
 from pipeline.training.checkpoints import CheckpointDir
 from pipeline.training.data import ArrayBatches, EpochShuffle

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import keras
 
-from pipeline.errors import DataError
-from pipeline.manifest import read_json
+from pipeline.core.errors import DataError
+from pipeline.core.manifest import read_json
 
 log = logging.getLogger(__name__)
 

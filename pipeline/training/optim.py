@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 
 from pipeline.config import TrainConfig
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 
 def check_options(cfg: TrainConfig, phase_epochs: int) -> None:

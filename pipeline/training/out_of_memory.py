@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 from pipeline.config import TrainConfig
-from pipeline.errors import ResourceError
+from pipeline.core.errors import ResourceError
 from pipeline.training.runtime import Runtime
 
 OOM_MARKERS = ("RESOURCE_EXHAUSTED", "Out of memory", "OOM when allocating", "out of memory")

@@ -14,7 +14,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline.arrays.build import decode_all
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.models import symmetry
 from pipeline.training.data import ArrayBatches
 

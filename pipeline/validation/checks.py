@@ -17,7 +17,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from pipeline.images import DecodeError, decode_raw
+from pipeline.core.images import DecodeError, decode_raw
 from pipeline.validation import headers
 from pipeline.validation import reasons as R
 

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.config import Config
-from pipeline.errors import ValidationFailed
+from pipeline.core.errors import ValidationFailed
 from pipeline.validation import offline_docs
 from pipeline.validation.reasons import VALID_CHANNELS, VALID_DTYPES
 

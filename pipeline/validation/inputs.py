@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import manifest
 from pipeline.config import Config
-from pipeline.errors import ConfigError, DataError, MedpipeError
+from pipeline.core import manifest
+from pipeline.core.errors import ConfigError, DataError, MedpipeError
 from pipeline.validation import rows
 
 INPUTS = ("manifest", "labels")

@@ -4,7 +4,7 @@ One window for the whole dataset, so two images of it are never scaled different
 - every >8-bit image declares the same PNG sBIT significant bits b and no sample exceeds 2^b - 1
   (12-bit data stored unscaled in 16-bit PNGs): window [0, 2^b - 1], source "png-sbit";
 - otherwise the observed range over all >8-bit images: [min of minima, max of maxima], "observed".
-8-bit datasets get window null (no mapping). pipeline.images.preprocess(..., window=) applies it;
+8-bit datasets get window null (no mapping). pipeline.core.images.preprocess(..., window=) applies it;
 the preprocess stage passes it on and train writes it into models/label_map.json (predict reads it).
 """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.validation import reasons as R
 
 

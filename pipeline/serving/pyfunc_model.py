@@ -27,8 +27,8 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
-from pipeline import manifest
-from pipeline.inference import DEFAULT_BATCH, ServingConfig
+from pipeline.core import manifest
+from pipeline.serving.predictor import DEFAULT_BATCH, ServingConfig
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # pipeline/
 ENTRY = Path(__file__).with_name("pyfunc_entry.py")
@@ -50,7 +50,7 @@ class MedpipeModel(mlflow.pyfunc.PythonModel):
         import keras
 
         import pipeline.models.layers  # noqa: F401  registers medpipe>RandomRot90 etc. for safe mode
-        from pipeline.inference import Predictor
+        from pipeline.serving.predictor import Predictor
 
         cfg = ServingConfig.from_dict(json.loads(Path(context.artifacts["serving"]).read_text()))
         model = keras.saving.load_model(context.artifacts["keras_model"], safe_mode=True)

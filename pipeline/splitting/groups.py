@@ -19,7 +19,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from sklearn.model_selection import StratifiedGroupKFold
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 
 MAX_FOLDS = 20
 MAX_COMBINATIONS = 5000  # fold subsets scored per carve

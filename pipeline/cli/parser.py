@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 
-from pipeline.stage_runner import STAGES
+from pipeline.cli.stage_runner import STAGES
 
 DESCRIPTION = "`medpipe` command line: thin wrappers around the stages and the audit tools."
 

@@ -62,11 +62,11 @@ class TrainingRun:
         try:
             from mlflow.entities import Param
 
-            from pipeline.registry import client as registry
-            from pipeline.registry.tags import flat_params
+            from pipeline.core.provenance import flat_params
+            from pipeline.tracking import connection
 
-            client = registry.connect(cfg.registry)
-            exp_id = registry.experiment_id(client, cfg.registry)
+            client = connection.connect(cfg.registry)
+            exp_id = connection.experiment_id(client, cfg.registry)
             stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
             run = client.create_run(
                 exp_id, run_name=f"{cfg.registry.model_name}-train-{stamp}", tags={"medpipe.stage": "train"}
@@ -79,7 +79,7 @@ class TrainingRun:
             log.warning("MLflow training run not started (%s); register will create the run", exc)
             return None
         log.info("MLflow run %s (%s)", run.info.run_id, run.info.run_name)
-        return cls(client, run.info.run_id, registry.tracking_uri(cfg.registry))
+        return cls(client, run.info.run_id, connection.tracking_uri(cfg.registry))
 
     def log_epoch(self, epoch: int, logs: dict) -> None:
         """Keras 0-based epoch -> step epoch + 1 (the history.csv numbering)."""

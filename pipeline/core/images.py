@@ -5,7 +5,7 @@ with the dataset's intensity window (validate records it in data/interim/intensi
 travels in label_map.json), never per image: without a window uint16 uses its full range (>> 8).
 JPEG EXIF orientation is applied (as every viewer shows the image), in validate and training alike.
 preprocess(): decode + resize to the model's input size. Random augmentation lives in
-pipeline/augment.py (offline, balance stage) and in the model (Keras layers), never here.
+pipeline/balancing/augment.py (offline, balance stage) and in the model (Keras layers), never here.
 """
 
 from __future__ import annotations

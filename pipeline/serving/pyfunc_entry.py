@@ -6,6 +6,6 @@ PythonModel (no pickled objects in the model directory).
 
 from mlflow.models import set_model
 
-from pipeline.registry.mlflow_model import MedpipeModel
+from pipeline.serving.pyfunc_model import MedpipeModel
 
 set_model(MedpipeModel())

@@ -18,6 +18,7 @@ Values never contain credentials: URL user-info is redacted.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -29,9 +30,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline import config, dvc_files
-from pipeline.config import Config
-from pipeline.redact import redact
+from pipeline.core import dvc_files
+from pipeline.core.redact import redact
 
 log = logging.getLogger(__name__)
 _TAG_KEY_BAD = re.compile(r"[^A-Za-z0-9_\-./ ]")
@@ -108,13 +108,14 @@ def dvc_lock_tags(lock_path: Path = Path("dvc.lock")) -> dict[str, str]:
     return tags
 
 
-def params_hash(cfg: Config) -> str:
-    canonical = json.dumps(config.to_dict(cfg), sort_keys=True, default=str)
+def params_hash(cfg: Any) -> str:
+    """sha256 of the canonical JSON of the typed config (pipeline.config.Config, a dataclass)."""
+    canonical = json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def flat_params(cfg: Config) -> dict[str, str]:
-    """{"train.epochs": "8", ...} for mlflow.log_params (URLs redacted)."""
+def flat_params(cfg: Any) -> dict[str, str]:
+    """{"train.epochs": "8", ...} of the typed config, for mlflow.log_params (URLs redacted)."""
     out: dict[str, str] = {}
 
     def walk(prefix: str, value: Any) -> None:
@@ -124,7 +125,7 @@ def flat_params(cfg: Config) -> dict[str, str]:
         else:
             out[prefix] = redact(json.dumps(value) if isinstance(value, list | tuple) else str(value))
 
-    walk("", config.to_dict(cfg))
+    walk("", dataclasses.asdict(cfg))
     return out
 
 
@@ -151,7 +152,7 @@ def prefect_flow_run_id() -> str:
 
 
 def version_tags(
-    cfg: Config, metrics: dict, manifest_hashes: dict[str, str], lock_path: Path = Path("dvc.lock")
+    cfg: Any, metrics: dict, manifest_hashes: dict[str, str], lock_path: Path = Path("dvc.lock")
 ) -> dict[str, str]:
     """All provenance tags (gate.* tags are added by the caller), dvc.* included: the lineage document
     and the lineage index take them all; a version gets key_tags() of them."""

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from pipeline import config, dvc_files
-from pipeline.errors import MedpipeError
+from pipeline import config
+from pipeline.core import dvc_files
+from pipeline.core.errors import MedpipeError
 
 STAGES = ("ingest", "regroup", "validate", "split", "balance", "preprocess", "train", "evaluate", "register")
 log = logging.getLogger(__name__)

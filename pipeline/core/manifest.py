@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 
 RAW_COLUMNS = ["path", "bytes", "sha256"]
 CANONICAL_COLUMNS = [*RAW_COLUMNS, "label", "class_name", "patient_id", "x", "y", "source_split"]

@@ -1,6 +1,6 @@
 """Random offline augmentation with OpenCV (used by the balance stage to oversample).
 
-This is the RANDOM counterpart of the deterministic decoding in pipeline/images.py. The
+This is the RANDOM counterpart of the deterministic decoding in pipeline/core/images.py. The
 transforms follow the chest X-ray paper: rotation uniform in +-rotate_deg (border reflect),
 horizontal flip with p=0.5, a shift of +-shift_px_at_1024 scaled to the image size
 (+-50 px at 1024 px is +-2.4 px at 50 px) and a Gaussian blur with a kernel drawn from
@@ -17,9 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline import images
 from pipeline.config import AugmentConfig
-from pipeline.errors import ConfigError, DataError
+from pipeline.core import images
+from pipeline.core.errors import ConfigError, DataError
 
 REFERENCE_SIDE = 1024  # shift_px_at_1024 is given for a 1024-pixel side
 

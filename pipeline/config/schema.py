@@ -1,27 +1,17 @@
-"""The one typed loader for params.yaml.
-
-Every section is a frozen dataclass; unknown keys, missing required keys, wrong types and
-values outside their accepted range raise ConfigError with a one-line message that names the
-key (and a close match for typos, or the accepted range). Every stage loads params through
-here first, so an impossible value stops the run before any data is touched.
+"""The sections of params.yaml as frozen dataclasses (pipeline.config.loader reads them).
 
 Ranges are declared on the field type: `batch_size: Annotated[int, Range(ge=1)] = 16`
 (also inside lists: `tuple[Annotated[int, Range(ge=1)], ...]`); aliases such as `Positive` cover the
-common cases (both in pipeline.config_types). Checks that relate several keys live in
-pipeline.config_checks.CROSS_CHECKS.
+common cases (both in pipeline.config.types). Checks that relate several keys live in
+pipeline.config.checks.CROSS_CHECKS.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-
-from pipeline.config_checks import CROSS_CHECKS
-from pipeline.config_types import (
+from pipeline.config.types import (
     Count,
     Degrees,
     Fraction,
@@ -32,9 +22,7 @@ from pipeline.config_types import (
     Seed,
     Side,
     Workers,
-    build,
 )
-from pipeline.errors import ConfigError
 
 FORMATS = ("idc", "breakhis", "chest_xray", "tb", "imagefolder", "medmnist")
 
@@ -186,32 +174,3 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
-
-
-def from_dict(raw: dict | None) -> Config:
-    """Build a Config from a parsed params mapping (missing keys take their defaults)."""
-    cfg = build(Config, raw or {})
-    for check in CROSS_CHECKS:
-        message = check(cfg)
-        if message:
-            raise ConfigError(message)
-    return cfg
-
-
-def load(path: str | Path = "params.yaml") -> Config:
-    """Read and type-check params.yaml."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"params file {path} not found; run from the project root or pass --params")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"params file {path} is not valid YAML: {exc}".splitlines()[0]) from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"params file {path} must be a mapping of sections")
-    return from_dict(raw)
-
-
-def to_dict(cfg: Config) -> dict:
-    """Plain-dict view (for logging params with a model version)."""
-    return dataclasses.asdict(cfg)

@@ -19,10 +19,10 @@ import logging
 import sys
 from pathlib import Path
 
-from pipeline.cli_parser import build_parser
-from pipeline.errors import MedpipeError
-from pipeline.redact import install_log_filter, redact
-from pipeline.stage_runner import run_stage
+from pipeline.cli.parser import build_parser
+from pipeline.cli.stage_runner import run_stage
+from pipeline.core.errors import MedpipeError
+from pipeline.core.redact import install_log_filter, redact
 
 log = logging.getLogger("medpipe")
 
@@ -66,7 +66,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_preset(args: argparse.Namespace) -> int:
-    from pipeline import presets
+    from pipeline.config import presets
 
     if args.action == "list":
         shown = presets.available()
@@ -84,7 +84,7 @@ def _cmd_preset(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from pipeline import predict
+    from pipeline.cli import predict
 
     return predict.main(args)
 
@@ -117,7 +117,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("medpipe: interrupted\n")
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

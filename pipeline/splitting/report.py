@@ -8,8 +8,8 @@ import logging
 import pandas as pd
 
 from pipeline.config import SplitConfig
-from pipeline.errors import DataError
-from pipeline.manifest import SPLITS
+from pipeline.core.errors import DataError
+from pipeline.core.manifest import SPLITS
 
 log = logging.getLogger(__name__)
 

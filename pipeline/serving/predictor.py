@@ -1,5 +1,5 @@
 """Scoring new images with a trained model: the one prediction path of `medpipe predict` and of the
-MLflow pyfunc model (pipeline.registry.mlflow_model).
+MLflow pyfunc model (pipeline.serving.pyfunc_model).
 
 Preprocessing is the pipeline's own: `images.preprocess(path, image_size, channels, window)` with the
 values the model was trained with (label_map.json). Probabilities are the model's softmax, averaged
@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
+from pipeline.core.label_map import LabelMap
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -43,20 +44,16 @@ class ServingConfig:
     def from_label_map(cls, label_map: dict, metrics: dict | None = None) -> ServingConfig:
         """From models/label_map.json and (optionally) the evaluate stage's metrics.json."""
         metrics = metrics or {}
-        classes = [str(c) for c in label_map.get("classes") or []]
-        if len(classes) < 2:
-            raise DataError("label_map.json lists fewer than 2 classes; re-run the train stage")
-        positive = label_map.get("positive")
-        binary = positive is not None and positive in classes and len(classes) == 2
-        threshold = metrics.get("threshold") if binary else None
-        window = label_map.get("window")
+        parsed = LabelMap.parse(label_map)
+        image_size, channels = parsed.geometry()
+        threshold = metrics.get("threshold") if parsed.positive is not None else None
         return cls(
-            classes=classes,
-            positive=str(positive) if binary else None,
+            classes=parsed.classes,
+            positive=parsed.positive,
             threshold=float(threshold) if isinstance(threshold, int | float) else None,
-            image_size=int(label_map["image_size"]),
-            channels=int(label_map["channels"]),
-            window=[float(v) for v in window] if window else None,
+            image_size=image_size,
+            channels=channels,
+            window=parsed.window,
             tta=bool(metrics.get("tta", False)),
             threshold_rule=str(metrics.get("threshold_rule", "")),
         )
@@ -100,7 +97,7 @@ class Predictor:
     @classmethod
     def from_dir(cls, models_dir: Path, metrics: dict | None = None) -> Predictor:
         """From a train-stage models/ directory (model.keras + label_map.json)."""
-        from pipeline import manifest
+        from pipeline.core import manifest
         from pipeline.evaluation.predictions import load_model
 
         label_map = manifest.read_json(Path(models_dir) / "label_map.json")

@@ -15,9 +15,9 @@ from pathlib import Path
 import yaml
 
 from pipeline import config
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
-PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
+PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets"
 KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][\w-]*):(?P<rest>.*)$")
 
 

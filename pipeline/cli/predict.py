@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import manifest
-from pipeline.errors import MedpipeError
-from pipeline.inference import DEFAULT_BATCH, Predictor, image_files
+from pipeline.core import manifest
+from pipeline.core.errors import MedpipeError
+from pipeline.serving.predictor import DEFAULT_BATCH, Predictor, image_files
 
 log = logging.getLogger(__name__)
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")

@@ -1,15 +1,15 @@
 """Checks of params.yaml that relate several keys (or a key and a file): each returns a one-line
-message or None. pipeline.config.from_dict runs CROSS_CHECKS after the per-key types and ranges."""
+message or None. pipeline.config.loader.from_dict runs CROSS_CHECKS after the per-key types and ranges."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.redact import has_userinfo, redact
+from pipeline.core.redact import has_userinfo, redact
 
 if TYPE_CHECKING:
-    from pipeline.config import Config
+    from pipeline.config.schema import Config
 
 MAX_INPUT_BATCH_BYTES = 4 * 2**30  # one float32 input batch (batch_size x side^2 x channels x 4)
 

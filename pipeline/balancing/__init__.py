@@ -1,0 +1,1 @@
+"""The balance stage's tools: random OpenCV augmentation for oversampling (augment)."""

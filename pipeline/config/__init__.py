@@ -1,0 +1,43 @@
+"""params.yaml, typed: the sections (schema), the one loader (loader), per-key types and ranges
+(types), cross-key checks (checks) and the presets that rewrite params.yaml (presets).
+
+`from pipeline.config import Config, load` is the way in; the submodules are details.
+"""
+
+from pipeline.config.loader import from_dict, load, to_dict
+from pipeline.config.schema import (
+    FORMATS,
+    AugmentConfig,
+    BalanceConfig,
+    Config,
+    DataConfig,
+    EvaluateConfig,
+    GateConfig,
+    PreprocessConfig,
+    RegistryConfig,
+    SampleConfig,
+    SplitConfig,
+    TrainAugmentConfig,
+    TrainConfig,
+    ValidateConfig,
+)
+
+__all__ = [
+    "FORMATS",
+    "AugmentConfig",
+    "BalanceConfig",
+    "Config",
+    "DataConfig",
+    "EvaluateConfig",
+    "GateConfig",
+    "PreprocessConfig",
+    "RegistryConfig",
+    "SampleConfig",
+    "SplitConfig",
+    "TrainAugmentConfig",
+    "TrainConfig",
+    "ValidateConfig",
+    "from_dict",
+    "load",
+    "to_dict",
+]
