@@ -66,8 +66,8 @@ def nightly_retrain(
     through `git_remote` (cloned by the worker from gpu_repo_url, default that remote's URL) and the
     data through the default DVC remote; "shared" = the worker runs in project_dir itself (same
     host or a shared volume). gpu_deployment: the deployment to run (`train-stage/train-gpu`).
-    gpu_pull: DVC targets the GPU host pulls besides train's declared deps (e.g. `data/raw` while
-    train still reads the images its manifests name).
+    gpu_pull: more DVC targets for the GPU host to pull besides train's declared deps (train reads
+    only what it declares, so none are needed by default).
     A pool without a live worker fails the run at once (flows/gpu_pool.py).
     """
     logger = get_run_logger()

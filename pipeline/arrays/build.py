@@ -5,8 +5,8 @@ decode ranges of rows and write each range at its row offset with os.pwrite: row
 is image i whatever the worker count or finishing order, so the bytes are identical for the same
 inputs. Nothing is mapped while writing, so the writer's RSS stays at a few chunks however large
 the array (a written memmap's dirty pages would count in RSS). Pool: forked processes where that
-is safe (the main thread of a CLI run, many files: faster on 2 shared cores, as for validate's
-decode pass), threads elsewhere; forked workers inherit the paths (only bounds are pickled).
+is safe (the main thread of a CLI run, many files: faster, as for validate's decode pass),
+threads elsewhere; forked workers inherit the paths (only bounds are pickled).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ def add_command(
     """A subcommand with a one-line summary (in the parent's list), a description and examples.
 
     Every subcommand is added through here so that `medpipe <cmd> --help` says what it does and
-    shows how to call it (tests/test_cli.py checks all of them).
+    shows how to call it (a unit test checks all of them).
     """
     epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples)
     return sub.add_parser(

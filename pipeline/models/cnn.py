@@ -11,7 +11,7 @@ from keras import layers
 
 # Batch-norm moving averages at PyTorch's rate (0.1 per step). Keras' default 0.99 needs ~500
 # steps to forget its initial statistics; a 1,000-image set at batch 32 trains 30 steps an epoch,
-# so val/test ran on stale statistics (measured on kermany-dev: train acc .90, val AUC .65).
+# so val/test would run on stale statistics (figures: benchmarks/results/figures.md).
 BN_MOMENTUM = 0.9
 
 
@@ -19,9 +19,9 @@ def baseline_cnn_features(x):
     """3 conv blocks (Conv2D + BatchNorm + ReLU + MaxPool; 32/64/128 filters), global average pooling.
 
     BatchNorm is what lets the defaults learn low-contrast histology at all: without it the sample's
-    default `dvc repro` (Adam 1e-3, flips + quarter turns + zoom, class weights) kept a constant
-    prediction for all 12 epochs (train loss flat at 0.274, test ROC AUC .51); with it, val AUC .976
-    after the first epoch (tests/test_default_learns.py guards this).
+    default `dvc repro` (Adam 1e-3, flips + quarter turns + zoom, class weights) keeps a constant
+    prediction; with it the default model learns the sample from its first epoch (figures in
+    benchmarks/results/figures.md; test_default_learns.py guards this).
     """
     for i, filters in enumerate((32, 64, 128), start=1):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{i}_conv")(x)
@@ -51,8 +51,7 @@ def small_resnet_features(
     """ResNet-style CNN for 28-128 px inputs: BN stem, 3 stages of basic blocks, GAP.
 
     stem_stride 2 runs every stage at half the input's side: ~4x fewer FLOPs, so a 128 px film costs
-    what a 64 px one does at stride 1 (2-core CPU, width 16, batch 32: 36 img/s either way; 64 px at
-    stride 2: 138 img/s).
+    about what a 64 px one does at stride 1 (throughput in benchmarks/results/figures.md).
     """
     x = layers.Conv2D(widths[0], 3, strides=stem_stride, padding="same", use_bias=False, name="stem_conv")(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)

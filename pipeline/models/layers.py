@@ -100,7 +100,7 @@ class RandomAxisZoom(keras.layers.Layer):
     a per-pixel 3-D gather (jax.scipy.ndimage.map_coordinates): slow on CPU, worse on a GPU.
     Under TensorFlow the same zoom (same random scales, same sampling law) runs as one
     keras.ops.image.affine_transform, i.e. TF's native ImageProjectiveTransformV3 kernel, which
-    is faster there than the matmuls (benchmarks/loop_profile.py; results in benchmarks/results/).
+    is faster there than the matmuls (benchmarks/loop_profile.py; results in benchmarks/results/cpu.md).
     """
 
     # backends whose affine_transform is a native resampling kernel (JAX's is the gather above)

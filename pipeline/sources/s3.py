@@ -61,8 +61,8 @@ def make_client(endpoint_url: str | None, workers: int):
 
     Standard mode retries throttling (503 SlowDown, 429), 5xx and connection errors with
     exponential backoff and jitter (at most 20 s a wait). Not adaptive mode: its client-side rate
-    limiter restarts from ~0.5 requests/s after a throttle on a fresh client, which made a 30-object
-    sync with 25% throttled answers take 40 s instead of 9 s (tests/test_faults_s3.py).
+    limiter restarts slowly after a throttle on a fresh client, so a throttled sync takes several
+    times longer (figures in benchmarks/results/figures.md).
     The endpoint is data.s3_endpoint_url, else AWS_ENDPOINT_URL(_S3), else AWS itself.
     """
     attempts = int(os.environ.get("AWS_MAX_ATTEMPTS", str(DEFAULT_MAX_ATTEMPTS)))

@@ -2,12 +2,12 @@
 
 A BatchNorm layer's moving mean/variance are an exponential average over the last ~10 training
 steps (momentum 0.9), each taken under different weights. At a high learning rate that lag makes
-the inference-mode network a different function from the one being trained: on kermany-dev the
-val AUC of small_resnet swung between .91 and .997 from one epoch to the next at train accuracy
-.94-.96. Before each validation pass of `fit` this callback sets every trainable BatchNorm layer's
-statistics to the plain average of the batch statistics of `batches` training batches under the
-current weights (Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm", PreciseBN). The checkpoint
-saved after that validation carries the statistics it was validated with.
+the inference-mode network a different function from the one being trained, so val metrics swing
+from one epoch to the next while training accuracy is steady (figures in
+benchmarks/results/figures.md). Before each validation pass of `fit` this callback sets every
+trainable BatchNorm layer's statistics to the plain average of the batch statistics of `batches`
+training batches under the current weights (Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm",
+PreciseBN). The checkpoint saved after that validation carries the statistics it was validated with.
 """
 
 from __future__ import annotations

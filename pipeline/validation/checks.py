@@ -21,7 +21,7 @@ from pipeline.core.images import DecodeError, decode_raw
 from pipeline.validation import headers
 from pipeline.validation import reasons as R
 
-# dtype.name costs ~1.7 us per call (numpy builds it in Python); a dict hit costs ~0.03 us.
+# dtype.name is built in Python on every call; a dict lookup is far cheaper on this per-file path.
 _DTYPE_NAMES = {np.dtype(name): name for name in ("uint8", "uint16", "int16", "float32", "float64")}
 
 

@@ -2,10 +2,11 @@
 
 `decode_pass` returns the checks as columns (`FileCheck._fields` -> list, input order), not one
 object per file: on 2 cores the parent's CPU is taken from the workers, so it should do little.
-Pool: cv2.imdecode, file reads and hashlib release the GIL, yet forked processes beat threads on
-2 shared cores (benchmarks/prep.py reports both as decode_pass_by_pool); `pick_pool` uses them
-where forking is safe and falls back to threads elsewhere. Forked workers inherit the file list
-(nothing is pickled to them but (start, stop) bounds) and freeze the inherited heap out of gc.
+Pool: cv2.imdecode, file reads and hashlib release the GIL, yet forked processes beat threads
+(benchmarks/prep.py reports both as decode_pass_by_pool; figures in benchmarks/results/figures.md);
+`pick_pool` uses them where forking is safe and falls back to threads elsewhere. Forked workers
+inherit the file list (nothing is pickled to them but (start, stop) bounds) and freeze the
+inherited heap out of gc.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pipeline.validation.checks import FileCheck, Limits, check_file
 
 __all__ = ["FileCheck", "Limits", "check_file", "decode_pass", "pick_pool", "resolve_workers"]
 log = logging.getLogger(__name__)
-PROCESS_MIN_FILES = 2000  # below this a process pool's start-up (0.05-0.3 s) outweighs its gain
+PROCESS_MIN_FILES = 2000  # below this a process pool's start-up outweighs its gain
 CHUNKS_PER_WORKER = 16  # enough for an even finish; fewer round trips than fixed 256-file chunks
 MIN_CHUNK, MAX_CHUNK = 64, 4096
 
@@ -65,9 +66,9 @@ IO_OVERLAP = 2  # workers per core: while one waits on a file read, another deco
 
 
 def resolve_workers(workers: int) -> int:
-    """0 = IO_OVERLAP workers per core. Reads block when the page cache is cold (this VM evicts file
-    pages idle ~30 s): on 277,524 cold files 2 workers did 7.9k img/s, 4 did 11.4k, 8 did 12.5k;
-    warm, 2 and 4 both did ~19.5k (benchmarks/prep.py, 2 cores)."""
+    """0 = IO_OVERLAP workers per core. Reads block when the page cache is cold: more workers than
+    cores keep the cores decoding while others wait on a read, and cost nothing when the cache is
+    warm (benchmarks/prep.py; figures in benchmarks/results/figures.md)."""
     return workers if workers > 0 else IO_OVERLAP * (os.cpu_count() or 1)
 
 
@@ -84,9 +85,9 @@ def pick_pool(kind: str, n_files: int) -> str:
     """auto: fork processes where it is safe and pays off (many files, no other live non-daemon
     thread: a CLI run, not a Prefect worker thread), else threads.
 
-    Processes were faster and steadier (18-20k vs 8-17k img/s on 2 busy cores). forkserver/spawn
-    would re-import an unguarded __main__ script (BrokenProcessPool, seen with a benchmark script);
-    forking beside working threads can deadlock. Daemon helpers (tqdm's monitor) are tolerated.
+    Processes are faster and steadier than threads (benchmarks/results/figures.md). forkserver/spawn
+    would re-import an unguarded __main__ script (BrokenProcessPool); forking beside working threads
+    can deadlock. Daemon helpers (tqdm's monitor) are tolerated.
     """
     if kind != "auto":
         return kind
