@@ -19,6 +19,7 @@ import logging
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import Config
@@ -31,13 +32,9 @@ from pipeline.core.provenance import (
     flat_params,
     key_tags,
     lineage_document,
-    version_tags,
 )
-from pipeline.evaluation import report_header
 from pipeline.registry import client as registry
-from pipeline.registry import gate, gate_record, run_content
-from pipeline.registry import index as registry_index
-from pipeline.registry.champion import champion_metrics
+from pipeline.registry import gate_record, registration, run_content
 from pipeline.serving import pyfunc_model as mlflow_model
 
 log = logging.getLogger(__name__)
@@ -45,6 +42,7 @@ MODEL_FILES = ("model.keras", "label_map.json")
 
 
 def _check_inputs(models_dir: Path, splits_dir: Path) -> dict[str, Path]:
+    """The split manifests' paths; DataError naming the stage to run when a model file or one is missing."""
     for name in MODEL_FILES:
         if not (models_dir / name).is_file():
             raise DataError(f"{models_dir / name} not found; run the train stage first (dvc repro train)")
@@ -61,10 +59,20 @@ def _example_paths(test_csv: Path) -> list[str]:
     return [p for p in paths if Path(p).is_file()][:1]
 
 
-def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
-    started = time.perf_counter()
-    models_dir, splits_dir = inputs["model"], inputs["splits"]
-    split_paths = _check_inputs(models_dir, splits_dir)
+@dataclass
+class _Inputs:
+    """What the stage reads before it touches the registry."""
+
+    split_paths: dict[str, Path]
+    metrics: dict  # the evaluate stage's metrics.json
+    diagnostics: dict  # its diagnostics.json, {} when not given
+    hashes: dict[str, str]  # sha256 of each split manifest: tags, lineage, dataset digests
+
+
+def _read_inputs(inputs: dict[str, Path]) -> _Inputs:
+    """Check the model and split files, read the metrics, hash the split manifests; warn when the
+    diagnostics were computed on another test manifest than the one registered with the model."""
+    split_paths = _check_inputs(inputs["model"], inputs["splits"])
     metrics = manifest.read_json(inputs["metrics"])
     diagnostics = manifest.read_json(inputs["diagnostics"]) if inputs.get("diagnostics") else {}
     hashes = {split: file_sha256(path) for split, path in split_paths.items()}
@@ -76,25 +84,15 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
             split_paths["test"],
             hashes["test"],
         )
-    name = cfg.registry.model_name
-    client = registry.connect(cfg.registry)
-    exp_id = registry.experiment_id(client, cfg.registry)
+    return _Inputs(split_paths, metrics, diagnostics, hashes)
 
-    champion = registry.alias_holder(client, name, "champion")
-    champ, rescored = (None, False)
-    if champion is not None:
-        champ, rescored = champion_metrics(client, champion, hashes["test"], splits_dir, cfg)
-    summary_path = models_dir / "train_summary.json"
-    train_summary = manifest.read_json(summary_path) if summary_path.is_file() else {}
-    decision = gate.fresh_run_only(gate.decide(flat_metrics(metrics), champ, cfg.gate), train_summary)
-    tags = version_tags(cfg, metrics, hashes) | gate_record.gate_tags(
-        decision, champion, champ, rescored, cfg
-    )
-    tags["train.resumed"] = gate.resume_tag(train_summary)
 
+def _run_content(client, cfg: Config, inputs: dict[str, Path], read: _Inputs, tags: dict) -> tuple:
+    """(content, training run id or None, report dirs, DVC experiment or None): what the run gets.
+    The run keeps the key tags but not metric.*/gate.*, which belong to the version."""
     diagnostics_file = [("reports", inputs["diagnostics"])] if inputs.get("diagnostics") else []
     params = flat_params(cfg)
-    train_run = run_content.training_run(client, models_dir, registry.tracking_uri(cfg.registry), params)
+    train_run = run_content.training_run(client, inputs["model"], registry.tracking_uri(cfg.registry), params)
     experiment = registry.dvc_experiment()
     report_files, report_dirs = run_content.report_artifacts(inputs)
     run_tags = {k: v for k, v in key_tags(tags).items() if not k.startswith(("metric.", "gate."))}
@@ -105,65 +103,60 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
         }
     content = registry.RunContent(
         params,
-        flat_metrics(metrics),
+        flat_metrics(read.metrics),
         files=[("reports", inputs["metrics"]), *diagnostics_file, *report_files]
-        + [("data/splits", p) for p in split_paths.values()],
+        + [("data/splits", p) for p in read.split_paths.values()],
         json_docs={registry.LINEAGE_ARTIFACT: lineage_document(tags)},
         step_metrics=run_content.epoch_metrics(client, train_run, inputs.get("history")),
-        datasets=run_content.dataset_inputs(split_paths, hashes),
+        datasets=run_content.dataset_inputs(read.split_paths, read.hashes),
         tags=run_tags,
     )
-    run_name = f"{name}-exp-{experiment}" if experiment else f"{name}-register"
+    return content, train_run, report_dirs, experiment
+
+
+def _log_run(
+    client, exp_id: str, content, train_run, report_dirs: list, models_dir: Path, read: _Inputs, run_name: str
+):
+    """Store the run with every artifact, the pyfunc model (built in a temporary dir) included."""
     with tempfile.TemporaryDirectory(prefix="medpipe-register-") as tmp:
         pyfunc_dir = Path(tmp) / registry.MODEL_ARTIFACT_DIR
-        mlflow_model.save(models_dir, diagnostics | metrics, pyfunc_dir, _example_paths(split_paths["test"]))
-        content.dirs = [(registry.MODEL_ARTIFACT_DIR, pyfunc_dir), *report_dirs]
-        run = registry.log_run(client, exp_id, content, run_id=train_run, name=run_name)
-    run_id = run.info.run_id
-    if experiment is not None:
-        client.update_run(run_id, name=run_name)
-        return gate_record.experiment_record(
-            cfg, run_id, experiment, decision, champion, outputs, started, tags
+        mlflow_model.save(
+            models_dir, read.diagnostics | read.metrics, pyfunc_dir, _example_paths(read.split_paths["test"])
         )
+        content.dirs = [(registry.MODEL_ARTIFACT_DIR, pyfunc_dir), *report_dirs]
+        return registry.log_run(client, exp_id, content, run_id=train_run, name=run_name)
 
-    index = registry_index.index_path(registry.tracking_uri(cfg.registry))
-    frames = {s: (hashes[s], manifest.read(p, ["path", "sha256"])) for s, p in split_paths.items()}
-    registry_index.record_run(index, run_id, frames, {k: v for k, v in tags.items() if k.startswith("dvc.")})
-    description = gate_record.description(cfg, decision, metrics, champion, tags)
-    version_tags_kept = key_tags(tags, {cfg.gate.metric, *cfg.gate.guard_metrics})
-    version = str(registry.create_version(client, name, run, version_tags_kept, description).version)
-    registry_index.record_version(index, run_id, name, version)
-    client.update_run(run_id, name=f"{name}-v{version}")
-    client.set_tag(run_id, run_content.REGISTERED_TAG, version)
 
-    registry.set_alias(client, name, "challenger", version, "registered")
-    if decision.promote:
-        registry.set_alias(client, name, "champion", version, decision.reason)
-    aliases = sorted(client.get_model_version(name, version).aliases)
-    seconds = round(time.perf_counter() - started, 2)
-    record = {
-        "model_name": name,
-        "version": version,
-        "run_id": run_id,
-        "aliases": aliases,
-        "registered_at": report_header.utc_now(),
-        "gate": gate_record.summary(decision, champion, cfg)
-        | {
-            "champion_metrics": gate_record.finite(champ) if champ is not None else None,
-            "champion_rescored": rescored,
-        },
-        "seconds": seconds,
-    }
-    manifest.write_json(record, outputs["record"])
-    if outputs.get("page"):  # reports/registered.html: report.html's header links here
-        page = report_header.registered_page(record, tags["git.commit"], tags["git.dirty"] == "true")
-        Path(outputs["page"]).write_text(page, encoding="utf-8")
+def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
+    """Register the trained model (see the module doc); under `dvc exp run`, log the run only."""
+    started = time.perf_counter()
+    name = cfg.registry.model_name
+    read = _read_inputs(inputs)
+    client = registry.connect(cfg.registry)
+    exp_id = registry.experiment_id(client, cfg.registry)
+    verdict = registration.decide(client, cfg, inputs["model"], inputs["splits"], read.metrics, read.hashes)
+    content, train_run, report_dirs, experiment = _run_content(client, cfg, inputs, read, verdict.tags)
+    run_name = f"{name}-exp-{experiment}" if experiment else f"{name}-register"
+    run = _log_run(client, exp_id, content, train_run, report_dirs, inputs["model"], read, run_name)
+    run_id = run.info.run_id
+    if experiment is not None:  # logged, but no version and no alias move
+        client.update_run(run_id, name=run_name)
+        decision, champion = verdict.decision, verdict.champion
+        return gate_record.experiment_record(
+            cfg, run_id, experiment, decision, champion, outputs, started, verdict.tags
+        )
+    version = registration.create_version(
+        client, cfg, run, read.split_paths, read.hashes, verdict, read.metrics
+    )
+    aliases = registration.move_aliases(client, name, version, verdict.decision)
+    record = registration.record(cfg, run_id, version, aliases, verdict, started)
+    registration.write_record(record, verdict.tags, outputs)
     log.info(
         "registered %s v%s (%s) in %.1fs: %s",
         name,
         version,
         ", ".join(aliases),
-        seconds,
-        decision.reason,
+        record["seconds"],
+        verdict.decision.reason,
     )
     return record

@@ -16,20 +16,20 @@ from pathlib import Path
 from pipeline import arrays
 from pipeline.config import Config
 from pipeline.core import manifest
-from pipeline.core.errors import ConfigError, DataError
-from pipeline.models import applications, build_model, ensemble
+from pipeline.core.errors import DataError
+from pipeline.models import applications, ensemble
 from pipeline.tracking import train_run as tracking
 from pipeline.training import checkpoints, export
 from pipeline.training.data import ArrayBatches
-from pipeline.training.fit import fit
 from pipeline.training.losses import load_class_weights
-from pipeline.training.runtime import configure
-from pipeline.training.selection import best_row, monitor_of, selection_start
+from pipeline.training.members import Fitted, fit_members, resume_exact
+from pipeline.training.selection import best_row, selection_start
 
 log = logging.getLogger(__name__)
 
 
 def _check_labels(split: arrays.Split, n_classes: int) -> None:
+    """DataError when a split holds a label that labels.json does not list (stale arrays)."""
     labels = split.labels
     if labels.min() < 0 or labels.max() >= n_classes:
         raise DataError(
@@ -39,6 +39,7 @@ def _check_labels(split: arrays.Split, n_classes: int) -> None:
 
 
 def _labels(path: Path) -> dict:
+    """labels.json, which must list at least 2 classes."""
     doc = manifest.read_json(path)
     classes = doc.get("classes")
     if not isinstance(classes, list) or len(classes) < 2:
@@ -46,15 +47,22 @@ def _labels(path: Path) -> dict:
     return doc
 
 
-def resume_exact(members: list[dict]) -> bool | None:
-    """None: nothing resumed; False: some member resumed without its RNG state; True: exact."""
-    flags = [m["resume_exact"] for m in members if m["resumed"]]
-    return all(flags) if flags else None
+@dataclasses.dataclass
+class _Inputs:
+    """What the stage reads, checked; `params` is what the summary records and checkpoints match."""
+
+    labels: dict
+    meta: dict
+    train: arrays.Split
+    val: arrays.Split
+    class_weight: dict
+    fp_files: list[Path]  # class_weights.json, labels.json: a change to either trains afresh
+    params: dict
 
 
-def train(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path], callbacks: tuple = ()) -> dict:
-    """The stage body; `callbacks` are extra Keras callbacks (tests use them to simulate a kill)."""
-    started = time.perf_counter()
+def _load_inputs(cfg: Config, inputs: dict[str, Path]) -> _Inputs:
+    """Read labels.json, meta.json, the train/val arrays and the class weights, and check the labels
+    against labels.json, so that inconsistent inputs fail before any model is built."""
     labels = _labels(inputs["labels"])
     n_classes = len(labels["classes"])
     data_dir = Path(inputs["preprocessed"])
@@ -64,62 +72,38 @@ def train(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path], callba
         _check_labels(split, n_classes)
     weights_json = Path(inputs["balanced"]) / "class_weights.json"
     class_weight = load_class_weights(weights_json, n_classes)
-
     preprocess = {k: meta[k] for k in ("image_size", "channels", "window")}  # what the arrays hold
     params = {"train": dataclasses.asdict(cfg.train), "preprocess": preprocess}
-    arrays_id = {name: meta["splits"][name] for name in ("train", "val")}  # rows + sha256 of the arrays
-    fp_files = [weights_json, inputs["labels"]]
-    bs = cfg.train.batch_size
-    train_ds = ArrayBatches(
-        train_split.images, train_split.labels, n_classes, bs, shuffle=True, class_weight=class_weight
+    return _Inputs(
+        labels, meta, train_split, val_split, class_weight, [weights_json, inputs["labels"]], params
     )
-    val_ds = ArrayBatches(val_split.images, val_split.labels, n_classes, bs)
-    shape = tuple(int(d) for d in train_split.images.shape[1:])
-    monitor, mode = monitor_of(cfg.train, n_classes)
-    n_members = cfg.train.ensemble
-    if n_members < 1:
-        raise ConfigError(f"train.ensemble is {n_members}; use 1 (one model) or N > 1 seeds to average")
-    models, members, histories = [], [], []
-    for k in range(n_members):  # member k trains with seed + k; each resumes from its own checkpoints
-        tcfg = dataclasses.replace(cfg.train, seed=cfg.train.seed + k)
-        root = Path(outputs["checkpoints"]) / (f"member{k + 1}" if n_members > 1 else "")
-        ckpt = checkpoints.CheckpointDir(root)
-        fingerprint = {**params, "arrays": arrays_id, "member_seed": tcfg.seed}
-        resumed = ckpt.prepare(checkpoints.fingerprint(fingerprint, fp_files))
-        runtime = configure(tcfg.seed)
-        train_ds.seed = tcfg.seed
-        with runtime.scope():
-            model = build_model(tcfg, shape, n_classes)
-        try:
-            timer = fit(model, train_ds, val_ds, tcfg, ckpt, runtime, callbacks)
-        except BaseException:
-            train_ds.close()
-            val_ds.close()
-            raise
-        history = ckpt.read_history()
-        table = export.history_table(history)
-        best = best_row(table, monitor, mode, selection_start(tcfg))
-        members.append(
-            {
-                "seed": tcfg.seed,
-                "resumed": resumed,
-                "resume_exact": all(timer.resumes.values()) if resumed else None,
-                "epochs_run": int(table["epoch"].max()),
-                "best_epoch": int(best["epoch"]),
-                f"best_{monitor}": float(best[monitor]),
-                "images_per_second": timer.images_per_second(),
-            }
-        )
-        models.append(export.as_float32(model, lambda c=tcfg: build_model(c, shape, n_classes)))
-        histories.append((ckpt, history))
-    train_ds.close()
-    val_ds.close()
-    model = ensemble.average(models, name=f"medpipe_{cfg.train.model}_x{n_members}")
-    first, img_s = members[0], members[0]["images_per_second"]
-    best = best_row(export.history_table(histories[0][1]), monitor, mode, selection_start(cfg.train))
-    summary = {
+
+
+def _fit(cfg: Config, data: _Inputs, outputs: dict[str, Path], callbacks: tuple) -> Fitted:
+    """Fit the ensemble members on batches of the arrays (train: shuffled, class-weighted); the
+    checkpoints match on params, the arrays' rows + sha256 and the input files."""
+    n_classes, bs = len(data.labels["classes"]), cfg.train.batch_size
+    train_ds = ArrayBatches(
+        data.train.images, data.train.labels, n_classes, bs, shuffle=True, class_weight=data.class_weight
+    )
+    val_ds = ArrayBatches(data.val.images, data.val.labels, n_classes, bs)
+    arrays_id = {name: data.meta["splits"][name] for name in ("train", "val")}  # rows + sha256 of the arrays
+    fingerprint = {**data.params, "arrays": arrays_id}
+    root = Path(outputs["checkpoints"])
+    return fit_members(cfg.train, (train_ds, val_ds), root, fingerprint, data.fp_files, callbacks)
+
+
+def _summary(cfg: Config, data: _Inputs, fitted: Fitted, started: float) -> dict:
+    """train_summary.json: member 1's selection (every member listed when N > 1), resume state,
+    throughput, runtime and params; the register gate and the report read it."""
+    members, first, monitor = fitted.members, fitted.members[0], fitted.monitor
+    img_s = first["images_per_second"]
+    best = best_row(
+        export.history_table(fitted.histories[0][1]), monitor, fitted.mode, selection_start(cfg.train)
+    )
+    return {
         "epochs_run": first["epochs_run"],
-        "epochs_this_run": timer.epochs,
+        "epochs_this_run": fitted.timer.epochs,
         "resumed": any(m["resumed"] for m in members),
         # resumed with RNG, callback and data-order state restored: the same model as one run;
         # False = not reproducible: the register gate will not promote it (train afresh)
@@ -129,36 +113,55 @@ def train(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path], callba
         f"best_{monitor}": first[f"best_{monitor}"],
         "best_val_loss": float(best["val_loss"]),
         "best_val_accuracy": float(best["val_accuracy"]),
-        "ensemble": members if n_members > 1 else None,
+        "ensemble": members if cfg.train.ensemble > 1 else None,
         "wall_seconds": round(time.perf_counter() - started, 2),
         "train_images_per_second": round(img_s, 1) if img_s else None,
-        "n_train": len(train_split.rows),
-        "n_val": len(val_split.rows),
-        "class_weight": class_weight,
-        **runtime.summary(),
-        "params": params,
+        "n_train": len(data.train.rows),
+        "n_val": len(data.val.rows),
+        "class_weight": data.class_weight,
+        **fitted.runtime.summary(),
+        "params": data.params,
         "backbone_weights": applications.weights_record(
-            cfg.train.weights, cfg.train.model, int(meta["image_size"])
+            cfg.train.weights, cfg.train.model, int(data.meta["image_size"])
         ),
     }
-    label_map = {
-        "classes": labels["classes"],
-        "positive": labels.get("positive"),
-        "format": labels.get("format"),
-        "image_size": int(meta["image_size"]),
-        "channels": int(meta["channels"]),
-        "window": meta.get("window"),
+
+
+def _label_map(data: _Inputs) -> dict:
+    """models/label_map.json: the classes and the image geometry that serving must reproduce."""
+    return {
+        "classes": data.labels["classes"],
+        "positive": data.labels.get("positive"),
+        "format": data.labels.get("format"),
+        "image_size": int(data.meta["image_size"]),
+        "channels": int(data.meta["channels"]),
+        "window": data.meta.get("window"),
     }
+
+
+def _export(model, label_map: dict, summary: dict, fitted: Fitted, outputs: dict[str, Path]) -> None:
+    """Write models/ and member 1's history.csv (every member's: the summary), then clear
+    checkpoints/: the stage finished, so the next run trains afresh."""
     export.write_model_dir(model, label_map, summary, outputs["model"])
-    export.write_history(histories[0][1], outputs["history"])  # member 1's curves (all: summary)
-    checkpoints.CheckpointDir(outputs["checkpoints"]).clear()  # finished: the next run trains afresh
+    export.write_history(fitted.histories[0][1], outputs["history"])
+    checkpoints.CheckpointDir(outputs["checkpoints"]).clear()
+
+
+def train(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path], callbacks: tuple = ()) -> dict:
+    """The stage body; `callbacks` are extra Keras callbacks (tests use them to simulate a kill)."""
+    started = time.perf_counter()
+    data = _load_inputs(cfg, inputs)
+    fitted = _fit(cfg, data, outputs, callbacks)
+    model = ensemble.average(fitted.models, name=f"medpipe_{cfg.train.model}_x{cfg.train.ensemble}")
+    summary = _summary(cfg, data, fitted, started)
+    _export(model, _label_map(data), summary, fitted, outputs)
     log.info(
         "trained %s x%d: best epoch %d %s %.4f val_loss %.4f (%s img/s)",
         cfg.train.model,
-        n_members,
+        cfg.train.ensemble,
         summary["best_epoch"],
-        monitor,
-        summary[f"best_{monitor}"],
+        fitted.monitor,
+        summary[f"best_{fitted.monitor}"],
         summary["best_val_loss"],
         summary["train_images_per_second"],
     )

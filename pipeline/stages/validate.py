@@ -17,6 +17,7 @@ failed expectation, raises ValidationFailed and no output is written.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -25,8 +26,9 @@ from pipeline.config import Config
 from pipeline.core import manifest
 from pipeline.core.errors import ValidationFailed
 from pipeline.sources.state import load_state
-from pipeline.validation import expectations, intensity, rows
-from pipeline.validation.decode import FileCheck, Limits, decode_pass, resolve_workers
+from pipeline.validation import expectations, intensity
+from pipeline.validation.checked import DEPTH_COLUMNS, check_rows
+from pipeline.validation.decode import resolve_workers
 from pipeline.validation.inputs import check_keys, check_params, read_inputs
 from pipeline.validation.reasons import REASONS
 
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 QUARANTINE_COLUMNS = ["path", "reason", "detail"]
 SHOWN = 5  # bad files named in a ValidationFailed message
 LOGGED = 200  # bad files logged (one WARNING line each) before it is raised
+EXAMPLES = 3  # skipped files / warnings named per reason in the log and the summary
 # What `dvc metrics show/diff` compares run to run: deterministic numbers (timings stay in summary).
 METRIC_KEYS = ("n_rows", "n_valid", "n_quarantined", "quarantine_fraction", "n_patients", "n_classes")
 METRIC_KEYS += ("n_expectations", "gx_success")
@@ -45,35 +48,6 @@ def validation_metrics(summary: dict) -> dict:
     out["n_classes"] = len(summary.get("classes") or {})
     out["gx_success"] = int(bool(summary.get("gx_success")))
     return out
-
-
-DEPTH_COLUMNS = ["low", "high", "significant_bits"]  # >8-bit images: for intensity.json, not kept
-EXAMPLES = 3  # skipped files / warnings named per reason in the log and the summary
-
-
-def check_rows(df: pd.DataFrame, classes: list[str], cfg: Config) -> tuple[pd.DataFrame, float]:
-    """df + reason, detail, height, width, channels, dtype, actual sha256; and the decode img/s."""
-    problems = rows.row_problems(df, classes)
-    todo = problems.index[problems["reason"] == ""]
-    v = cfg.validate
-    limits = Limits(min_side=v.min_side, max_side=v.max_side, max_pixels=v.max_pixels)
-    shas = [s if isinstance(s, str) and s else None for s in df.loc[todo, "sha256"].astype(object)]
-    columns, rate = decode_pass(df.loc[todo, "path"].astype(str).tolist(), shas, limits, v.workers)
-    decoded = pd.DataFrame(columns, index=todo, columns=list(FileCheck._fields))
-    out = df.join(
-        decoded[["height", "width", "channels", "dtype", "warning", *DEPTH_COLUMNS]].astype(
-            {"height": "Int64", "width": "Int64", "channels": "Int64", "dtype": "string", "warning": "string"}
-            | dict.fromkeys(DEPTH_COLUMNS, "Int64")
-        )
-    )
-    out["reason"] = problems["reason"]
-    out["detail"] = problems["detail"]
-    out.loc[todo, "reason"] = decoded["reason"]
-    out.loc[todo, "detail"] = decoded["detail"]
-    dup = rows.flag_duplicates(out, decoded["sha256"].reindex(out.index), out["reason"] == "")
-    is_dup = dup["reason"] != ""
-    out.loc[is_dup, ["reason", "detail"]] = dup.loc[is_dup, ["reason", "detail"]]
-    return out, rate
 
 
 def enforce_limit(quarantine: pd.DataFrame, n_rows: int, cfg: Config, where: Path) -> None:
@@ -106,26 +80,43 @@ def skipped_files(path: Path | None) -> dict:
     return out
 
 
-def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
-    """Validate inputs["manifest"]; write validated, quarantine, summary and docs (see module doc)."""
-    check_keys(inputs, outputs)
-    check_params(cfg)
-    df, classes = read_inputs(inputs)
-    checked, rate = check_rows(df, classes, cfg)
+@dataclass
+class _Rows:
+    """The manifest's rows once checked: all of them, the valid and the quarantined ones."""
+
+    checked: pd.DataFrame
+    validated: pd.DataFrame
+    quarantine: pd.DataFrame
+    window: dict  # the dataset-level intensity window of the valid images
+    rate: float  # decode img/s
+
+
+def _partition(checked: pd.DataFrame, rate: float, cfg: Config, where: Path) -> _Rows:
+    """Split the checked rows: each bad one goes to quarantine with its reason; too many of them
+    stop the stage here, before anything is written."""
     bad = checked["reason"] != ""
     quarantine = checked.loc[bad, QUARANTINE_COLUMNS].reset_index(drop=True)
-    enforce_limit(quarantine, len(checked), cfg, outputs["quarantine"])
+    enforce_limit(quarantine, len(checked), cfg, where)
     window = intensity.dataset_window(checked.loc[~bad])
     validated = checked.loc[~bad].drop(
         columns=["reason", "detail", "format_error", *DEPTH_COLUMNS], errors="ignore"
     )
     validated["warning"] = validated["warning"].fillna("")
-    validated = validated.reset_index(drop=True)
+    return _Rows(checked, validated.reset_index(drop=True), quarantine, window, rate)
+
+
+def _upstream_skips(inputs: dict[str, Path]) -> tuple[dict, dict]:
+    """(skipped by regroup, not ingested by ingest), logged: files that never reached the manifest
+    are counted in the summary, so a shrinking dataset shows up there."""
     skipped = skipped_files(inputs.get("skipped"))
     not_ingested = load_state(Path(inputs["raw"])).get("skipped", {}) if "raw" in inputs else {}
     if not_ingested:
         log.warning("not ingested (see the ingest log for examples): %s", not_ingested)
-    gx_summary = expectations.run_suite(validated, classes, cfg, outputs["docs"])
+    return skipped, not_ingested
+
+
+def _channel_counts(validated: pd.DataFrame, cfg: Config) -> pd.Series:
+    """Images per channel count; logged when none has preprocess.channels (preprocess converts)."""
     channels = validated["channels"].value_counts().sort_index()
     if cfg.preprocess.channels not in channels.index:
         log.info(
@@ -133,7 +124,15 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
             list(channels.index),
             cfg.preprocess.channels,
         )
-    summary = {
+    return channels
+
+
+def _summary(cfg: Config, parts: _Rows, classes: list[str], channels: pd.Series, upstream: tuple) -> dict:
+    """summary.json without the GX part: counts per reason, class and channel count, the files
+    that never reached the manifest, the intensity window and the decode speed."""
+    checked, validated, quarantine = parts.checked, parts.validated, parts.quarantine
+    skipped, not_ingested = upstream
+    return {
         "n_rows": len(checked),
         "n_valid": len(validated),
         "n_quarantined": len(quarantine),
@@ -146,11 +145,16 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
         "skipped": skipped,
         "not_ingested": not_ingested,
         "n_warnings": int((validated["warning"] != "").sum()),
-        "intensity_window": window["window"],
-        "decode_img_per_s": round(rate, 1),
+        "intensity_window": parts.window["window"],
+        "decode_img_per_s": round(parts.rate, 1),
         "decode_workers": resolve_workers(cfg.validate.workers),
-        **gx_summary,
     }
+
+
+def _write_outputs(
+    validated: pd.DataFrame, quarantine: pd.DataFrame, summary: dict, window: dict, outputs: dict[str, Path]
+) -> None:
+    """validated.csv, quarantine.csv, the summary, and the optional metrics and intensity files."""
     manifest.write(validated, outputs["validated"])
     manifest.write(quarantine, outputs["quarantine"])
     manifest.write_json(summary, outputs["summary"])
@@ -158,15 +162,33 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
         manifest.write_json(validation_metrics(summary), outputs["metrics"])
     if "intensity" in outputs:
         manifest.write_json(window, outputs["intensity"])
+
+
+def _log_warnings(validated: pd.DataFrame) -> None:
+    """Name the first images kept with a warning (e.g. an odd header), and how many there are."""
     warned = validated[validated["warning"] != ""]
     for r in warned.head(EXAMPLES).itertuples():
         log.warning("kept with a warning: %s: %s", r.path, r.warning)
     if len(warned) > EXAMPLES:
         log.warning("... %d images kept with a warning in all (validated.csv column 'warning')", len(warned))
+
+
+def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
+    """Validate inputs["manifest"]; write validated, quarantine, summary and docs (see module doc)."""
+    check_keys(inputs, outputs)
+    check_params(cfg)
+    df, classes = read_inputs(inputs)
+    parts = _partition(*check_rows(df, classes, cfg), cfg, outputs["quarantine"])
+    upstream = _upstream_skips(inputs)
+    gx_summary = expectations.run_suite(parts.validated, classes, cfg, outputs["docs"])
+    channels = _channel_counts(parts.validated, cfg)
+    summary = _summary(cfg, parts, classes, channels, upstream) | gx_summary
+    _write_outputs(parts.validated, parts.quarantine, summary, parts.window, outputs)
+    _log_warnings(parts.validated)
     log.info(
         "validate: %d valid, %d quarantined (%s)",
-        len(validated),
-        len(quarantine),
+        len(parts.validated),
+        len(parts.quarantine),
         {k: v for k, v in summary["reasons"].items() if v},
     )
     return {k: summary[k] for k in ("n_rows", "n_valid", "n_quarantined", "gx_success")}
