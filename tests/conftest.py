@@ -1,13 +1,11 @@
-"""Shared fixtures. Tests that need ../shared skip when it is absent."""
+"""Fixtures of every tier. Tests that need ../shared skip when it is absent; servers (moto, Prefect)
+start once per session, on first use, with their imports inside the fixture (collection stays fast)."""
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT_ROOT.parent / "shared"
@@ -43,9 +41,12 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def moto_endpoint():
-    """moto's real S3 server on 127.0.0.1 (a random port), for boto3, DVC and MLflow clients."""
+    """moto's real S3 server on 127.0.0.1 (a random port), for boto3, DVC and MLflow clients; tests keep
+    apart by bucket name."""
+    from moto.server import ThreadedMotoServer
+
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     host, port = server.get_host_and_port()
@@ -72,9 +73,10 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(key, raising=False)
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """CI runs slow tests while its time allows: past MEDPIPE_SLOW_DEADLINE (unix seconds, set by
-    .ci/run) a slow test that has not started yet is skipped, with the reason in the summary."""
-    deadline = os.environ.get("MEDPIPE_SLOW_DEADLINE")
-    if deadline and item.get_closest_marker("slow") and time.time() > float(deadline):
-        pytest.skip("CI time budget used up (MEDPIPE_SLOW_DEADLINE): run `uv run pytest -m slow` locally")
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect server (SQLite) for the session; PREFECT_API_URL points at it meanwhile."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
