@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.config.train_checks import TRAIN_CHECKS
 from pipeline.core.redact import has_userinfo, redact
 
 if TYPE_CHECKING:
@@ -87,4 +88,4 @@ def _no_credentials(cfg: Config) -> str | None:
 
 
 # Checks across keys: each returns a one-line message or None. Add new ones here.
-CROSS_CHECKS = (_split_fractions, _sides, _input_batch_memory, _weights, _no_credentials)
+CROSS_CHECKS = (_split_fractions, _sides, _input_batch_memory, _weights, _no_credentials, *TRAIN_CHECKS)

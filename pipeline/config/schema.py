@@ -74,6 +74,8 @@ class SplitConfig:
     val_fraction: Annotated[float, Range(gt=0, lt=1)] = 0.15
     test_fraction: Annotated[float, Range(gt=0, lt=1)] = 0.15
     respect_source_split: bool = False
+    # split by image, not patient: only for data with too few patients for a patient split
+    allow_image_level: bool = False
 
 
 @dataclass(frozen=True)

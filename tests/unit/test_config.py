@@ -209,9 +209,15 @@ def test_weights_file_that_is_not_hdf5_is_refused_at_load(tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match=r"^params: 'train.weights' file notes.weights.h5 is not an HDF5"):
         config.from_dict({"train": {"weights": "notes.weights.h5"}})
     Path("real.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
-    assert config.from_dict({"train": {"weights": "real.weights.h5"}}).train.weights == "real.weights.h5"
+    assert (
+        config.from_dict({"train": {"model": "mobilenetv2", "weights": "real.weights.h5"}}).train.weights
+        == "real.weights.h5"
+    )
     # a file that is not there yet is the loader's business at train time (pipeline.models)
-    assert config.from_dict({"train": {"weights": "later.weights.h5"}}).train.weights == "later.weights.h5"
+    assert (
+        config.from_dict({"train": {"model": "mobilenetv2", "weights": "later.weights.h5"}}).train.weights
+        == "later.weights.h5"
+    )
 
 
 def test_boundaries_are_accepted():
