@@ -52,20 +52,41 @@ def fold_plan(fraction: float, max_folds: int) -> tuple[int, int]:
     return m, n
 
 
-def require_groups_per_class(labels: np.ndarray, groups: np.ndarray, need: int, where: str) -> None:
-    """DataError unless there are `need` patient groups overall and per class."""
-    per_class = pd.Series(groups).groupby(labels).nunique()
+IMAGE_LEVEL_HINT = (
+    ", or set split.allow_image_level: true to split by image (images of one patient may then be in "
+    "train and test; docs/data.md, small cohorts)"
+)
+
+
+def too_few_groups(labels: np.ndarray, groups: np.ndarray, need: int, where: str) -> str | None:
+    """Why `groups` cannot give `need` groups overall and per class (None: they can)."""
     if len(np.unique(groups)) < need:
-        raise DataError(
+        return (
             f"only {len(np.unique(groups))} patient group(s) in {where}; need at least {need} to split "
             "without sharing a patient; add patients (each split needs its own)"
         )
-    for label, count in per_class.items():
+    for label, count in pd.Series(groups).groupby(labels).nunique().items():
         if count < need:
-            raise DataError(
+            return (
                 f"class {label} has only {count} patient(s) in {where}; need at least {need} to stratify "
                 "train/val/test by patient; add patients of that class or merge classes"
             )
+    return None
+
+
+def require_groups_per_class(
+    labels: np.ndarray, groups: np.ndarray, need: int, where: str, hint: str = IMAGE_LEVEL_HINT
+) -> None:
+    """DataError unless there are `need` patient groups overall and per class; `hint` ends the line."""
+    problem = too_few_groups(labels, groups, need, where)
+    if problem:
+        raise DataError(problem + hint)
+
+
+def image_groups(df: pd.DataFrame) -> np.ndarray:
+    """Group id per row for an image-level split: one group per image sha256 (a row without one
+    is its own group), so the same image never lands in two splits."""
+    return pd.factorize(df["sha256"].fillna("row:" + df["path"]))[0]
 
 
 def carve(labels: np.ndarray, groups: np.ndarray, target: int, seed: int, name: str) -> np.ndarray:

@@ -12,6 +12,10 @@ from pipeline.core.errors import DataError
 from pipeline.core.manifest import SPLITS
 
 log = logging.getLogger(__name__)
+IMAGE_LEVEL_WARNING = (
+    "Split by image, not by patient (split.allow_image_level: true): images of the same patient may be "
+    "in train and test, so the test metrics can be optimistic."
+)
 
 
 def _shared(df: pd.DataFrame, column: str) -> list[tuple[str, str, str]]:
@@ -22,11 +26,15 @@ def _shared(df: pd.DataFrame, column: str) -> list[tuple[str, str, str]]:
     ]
 
 
-def check_no_leak(df: pd.DataFrame) -> dict[str, int]:
-    """Raise DataError naming offenders if a patient or an image (sha256) is in two splits."""
+def check_no_leak(df: pd.DataFrame, image_level: bool = False) -> dict[str, int]:
+    """Raise DataError naming offenders if a patient or an image (sha256) is in two splits; an
+    image-level split only promises the images (shared patients are counted)."""
     counts = {}
     for column, what in (("patient_id", "patient"), ("sha256", "image sha256")):
         shared = _shared(df, column)
+        if shared and image_level and column == "patient_id":
+            counts[f"shared_{column}"] = len({value for value, _, _ in shared})
+            continue
         if shared:
             named = ", ".join(f"{v} ({a}+{b})" for v, a, b in shared[:3])
             raise DataError(
@@ -120,7 +128,9 @@ def build(df: pd.DataFrame, info: dict, cfg: SplitConfig) -> dict:
             "total": int(patients.nunique()),
         },
         "per_class": per_class,
-        "leak_check": check_no_leak(df),
+        "image_level": bool(info.get("image_level")),
+        "image_level_warning": IMAGE_LEVEL_WARNING if info.get("image_level") else None,
+        "leak_check": check_no_leak(df, bool(info.get("image_level"))),
         "merged_patient_groups": info.get("merged_patient_groups", 0),
-        "source_split": {k: v for k, v in info.items() if k != "merged_patient_groups"},
+        "source_split": {k: v for k, v in info.items() if k not in ("merged_patient_groups", "image_level")},
     }

@@ -28,11 +28,14 @@ from pipeline.core.errors import ConfigError, DataError
 from pipeline.core.manifest import SPLITS
 from pipeline.splitting import report as split_report
 from pipeline.splitting.groups import (
+    IMAGE_LEVEL_HINT,
     carve,
+    image_groups,
     patient_groups,
     patient_keys,
     require_groups_per_class,
     split_pool,
+    too_few_groups,
 )
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,21 @@ def check_fractions(cfg: SplitConfig) -> None:
         raise ConfigError(
             "params: split.val_fraction + split.test_fraction must be < 1 to leave a train split"
         )
+
+
+def choose_groups(df: pd.DataFrame, labels: np.ndarray, cfg: SplitConfig) -> tuple[np.ndarray, bool]:
+    """(group id per row, image_level): patient groups, or one group per image where
+    split.allow_image_level is set and the patients are too few for a patient split."""
+    groups = patient_groups(df)
+    if not cfg.allow_image_level:
+        return groups, False
+    if too_few_groups(labels, groups, 3, "the validated manifest") is None:
+        raise DataError(
+            f"split.allow_image_level is true but the data has {len(np.unique(groups))} patient groups, "
+            "enough to split by patient; set split.allow_image_level: false"
+        )
+    log.warning(split_report.IMAGE_LEVEL_WARNING)
+    return image_groups(df), True
 
 
 def source_assignment(
@@ -87,7 +105,8 @@ def source_assignment(
     info["null_source_rows"] = len(free)
     if len(free):
         fl, fg = labels[free], groups[free]
-        require_groups_per_class(fl, fg, 3, "the rows without source_split")
+        hint = "" if cfg.allow_image_level else IMAGE_LEVEL_HINT
+        require_groups_per_class(fl, fg, 3, "the rows without source_split", hint)
         out[free] = split_pool(
             fl, fg, round(cfg.test_fraction * len(free)), round(cfg.val_fraction * len(free)), cfg.seed
         )
@@ -114,21 +133,24 @@ def assign(df: pd.DataFrame, cfg: SplitConfig) -> tuple[pd.DataFrame, dict]:
             f"{int(df['label'].isna().sum())} row(s) have no label; fix the regroup adapter output"
         )
     df = df.sort_values("path", kind="mergesort").reset_index(drop=True)
-    groups = patient_groups(df)
     labels = df["label"].to_numpy(int)
+    groups, image_level = choose_groups(df, labels, cfg)
     use_source = cfg.respect_source_split and "source_split" in df and df["source_split"].notna().any()
     if use_source:
         names, info = source_assignment(df, labels, groups, cfg)
     else:
         if cfg.respect_source_split:
             log.info("respect_source_split is on but no row has a source_split; using the normal split")
-        require_groups_per_class(labels, groups, 3, "the validated manifest")
+        require_groups_per_class(
+            labels, groups, 3, "the validated manifest", "" if image_level else IMAGE_LEVEL_HINT
+        )
         n = len(df)
         names = split_pool(
             labels, groups, round(cfg.test_fraction * n), round(cfg.val_fraction * n), cfg.seed
         )
         info = {"respected": 0}
-    info["merged_patient_groups"] = int(patient_keys(df).nunique() - len(np.unique(groups)))
+    info["merged_patient_groups"] = int(patient_keys(df).nunique() - len(np.unique(patient_groups(df))))
+    info["image_level"] = image_level
     keep = names != ""
     return df.loc[keep].assign(split=pd.array(names[keep], dtype="string")).reset_index(drop=True), info
 
