@@ -4,8 +4,8 @@ The flows never re-implement a stage; they only call `dvc repro/pull/push` here.
 started in its own process group so a timeout kills `dvc` *and* the `medpipe stage` it spawned.
 
 Log levels: stdout lines go to INFO; a stderr line keeps the level it names (`HH:MM:SS WARNING
-name: ...` from the stages' logging, `ERROR: ...` from dvc, `medpipe: error: ...`, a traceback),
-else WARNING. The children run with TF/absl/gRPC logging at errors only and progress bars off
+name: ...` from the stages' logging, `YYYY/MM/DD HH:MM:SS INFO mlflow...` from MLflow, `ERROR: ...`
+from dvc, `medpipe: error: ...`, a traceback), else WARNING. The children run with TF/absl/gRPC logging at errors only and progress bars off
 (tqdm bars are disabled when not on a terminal; TQDM_DISABLE covers any that are not).
 """
 
@@ -28,7 +28,8 @@ from pipeline.core.redact import redact
 
 log = logging.getLogger(__name__)
 _RAN = re.compile(r"Running stage '([\w@.-]+)'")
-_LEVEL = re.compile(r"^(?:\S+ )?(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL)\b[: ]")
+# `HH:MM:SS LEVEL` (the stages), `YYYY/MM/DD HH:MM:SS LEVEL` (MLflow), `LEVEL:` (dvc)
+_LEVEL = re.compile(r"^(?:\S+ ){0,2}(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL)\b[: ]")
 _ERROR = re.compile(r"^(?:\S+: error:|Traceback \(most recent call last\)|\w*(?:Error|Exception)\b)")
 # Quiet children: TF C++ and absl at errors only, no gRPC chatter, no progress bars in the log.
 QUIET_ENV = {
@@ -38,6 +39,7 @@ QUIET_ENV = {
     "TQDM_DISABLE": "1",
     "PYTHONUNBUFFERED": "1",
     "DVC_NO_ANALYTICS": "1",  # no usage-report daemon after every dvc command of a nightly run
+    "DO_NOT_TRACK": "1",  # no MLflow/Prefect usage telemetry from the children (offline it logs errors)
 }
 
 

@@ -19,6 +19,7 @@ import logging
 import sys
 from pathlib import Path
 
+from pipeline.cli import quiet
 from pipeline.cli.parser import build_parser
 from pipeline.cli.stage_runner import run_stage
 from pipeline.core.errors import MedpipeError
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("great_expectations", "mlflow", "alembic", "absl", "h5py", "urllib3", "botocore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
+        quiet.configure(args.name if args.command == "stage" else None)
         return COMMANDS[args.command](args)
     except MedpipeError as exc:
         sys.stderr.write(f"medpipe: error: {redact(str(exc))}\n")

@@ -25,7 +25,8 @@ def confident_errors(
     threshold: float | None,
     limit: int = N_ERRORS,
 ) -> pd.DataFrame:
-    """Misclassified rows sorted by the probability given to the (wrong) predicted class."""
+    """Misclassified rows sorted by the probability given to the (wrong) predicted class, each with
+    the caption its thumbnail gets (binary tasks: P(positive) against the decision threshold)."""
     y_pred = predict_labels(proba, positive, threshold)
     wrong = np.flatnonzero(y_pred != y)
     confidence = proba[wrong, y_pred[wrong]]
@@ -39,8 +40,29 @@ def confident_errors(
             "true": names[y[order]],
             "predicted": names[y_pred[order]],
             "probability": proba[order, y_pred[order]],
+            "caption": [
+                caption(names[y[i]], names[y_pred[i]], proba[i], classes, positive, threshold) for i in order
+            ],
         }
     )
+
+
+def caption(
+    true: str,
+    predicted: str,
+    proba: np.ndarray,
+    classes: list[str],
+    positive: int | None,
+    threshold: float | None,
+) -> str:
+    """What a thumbnail says: the true and predicted class and why it was predicted. A binary
+    prediction is P(positive) against the threshold (a predicted negative can have p < 0.5 of its
+    own class), otherwise the argmax class and its probability."""
+    if positive is None or threshold is None:
+        return f"true {true}\npred {predicted} p={proba.max():.2f}"
+    p_pos = float(proba[positive])
+    side = ">=" if p_pos >= threshold else "<"
+    return f"true {true}\npred {predicted}\np({classes[positive]})={p_pos:.2f} {side} thr {threshold:.2f}"
 
 
 def _thumbnail(err, channels: int, images: np.ndarray | None) -> np.ndarray | None:
@@ -55,14 +77,14 @@ def _thumbnail(err, channels: int, images: np.ndarray | None) -> np.ndarray | No
 
 
 def errors_figure(errors: pd.DataFrame, channels: int, images: np.ndarray | None = None) -> str | None:
-    """A grid of thumbnails titled true/pred/prob; None when there are no errors.
+    """A grid of thumbnails titled by their caption; None when there are no errors.
 
     `images`: the test split's preprocessed array (rows as in `errors.row`); None reads the files.
     """
     if errors.empty:
         return None
     rows = int(np.ceil(len(errors) / COLUMNS))
-    fig, axes = plt.subplots(rows, COLUMNS, figsize=(COLUMNS * 1.9, rows * 2.2), squeeze=False)
+    fig, axes = plt.subplots(rows, COLUMNS, figsize=(COLUMNS * 1.9, rows * 2.4), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, err in zip(axes.ravel(), errors.itertuples(), strict=False):
@@ -70,5 +92,5 @@ def errors_figure(errors: pd.DataFrame, channels: int, images: np.ndarray | None
         if img is None:
             continue
         ax.imshow(img[:, :, 0] if img.shape[2] == 1 else img, cmap="gray" if img.shape[2] == 1 else None)
-        ax.set_title(f"true {err.true}\npred {err.predicted} p={err.probability:.2f}", fontsize=7)
+        ax.set_title(err.caption, fontsize=7)
     return to_base64(fig)

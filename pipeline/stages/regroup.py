@@ -26,6 +26,10 @@ from pipeline.formats.views import build_class_view, fresh_dirs
 log = logging.getLogger(__name__)
 INT_COLUMNS = ("bytes", "label", "x", "y", "magnification")
 SKIPPED_COLUMNS = ["path", "reason", "detail"]
+# extracted/ holds pixels only for array formats (medmnist); the note keeps it from being an empty
+# DVC output, which DVC warns about at every save.
+EXTRACTED_NOTE = "README.txt"
+EXTRACTED_TEXT = "Images unpacked from array formats (medmnist .npz); only this note for path formats.\n"
 
 
 def raw_files(df: pd.DataFrame, raw: Path) -> list[RawFile]:
@@ -111,6 +115,7 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     adapter = formats.get(cfg.data.format)
     with fresh_dirs(outputs["class_view"], outputs["extracted"]):
         result = adapter.regroup(files, cfg.data, outputs["extracted"])
+        (outputs["extracted"] / EXTRACTED_NOTE).write_text(EXTRACTED_TEXT)
         df = to_frame(result) if result.rows else pd.DataFrame(columns=["path", "format_error"])
         df, copies = drop_copies(df) if len(df) else (df, pd.DataFrame(columns=SKIPPED_COLUMNS))
         errors = df[df["format_error"].notna()]
