@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import Config
+from pipeline.config.split_level import image_level_warning
 from pipeline.core.manifest import SPLITS
 
 INTENDED_USE = (
@@ -66,12 +67,16 @@ def limitations(cfg: Config, label_map: dict, n_test_patients: int) -> list[str]
             "Trained and evaluated on the embedded SYNTHETIC sample data (data.source: sample); the "
             "metrics say nothing about performance on real histopathology."
         )
-    notes.append(
-        f"The test set holds {n_test_patients} patients; patient-level metrics rest on few patients and "
-        "their confidence intervals are wide. Patient label rule: positive if any image is positive "
-        "(binary) or the most frequent image label (multi-class); patient probability is the mean of "
-        "image probabilities, which dilutes patients with few abnormal images."
-    )
+    warning = image_level_warning(cfg)
+    if warning:  # the test patients also have images in train: no patient-level figures
+        notes.append(warning + " Patient-level metrics are left out for the same reason.")
+    else:
+        notes.append(
+            f"The test set holds {n_test_patients} patients; patient-level metrics rest on few patients and "
+            "their confidence intervals are wide. Patient label rule: positive if any image is positive "
+            "(binary) or the most frequent image label (multi-class); patient probability is the mean of "
+            "image probabilities, which dilutes patients with few abnormal images."
+        )
     notes.append(
         "Dataset shift: scanners, staining protocols, X-ray devices, patient populations and disease "
         "prevalence differ between sites; PPV/NPV depend on prevalence and do not transfer to a "

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import Config
+from pipeline.config.split_level import image_level_warning
 from pipeline.evaluation import figures, gallery, heatmap, model_card, report_header
 from pipeline.evaluation.scoring import Predictions, Task
 from pipeline.splitting.report import fraction_warnings
@@ -108,6 +109,7 @@ def report_context(
         "channels": label_map.get("channels"),
         "tta": cfg.evaluate.tta,
         "data": facts,
+        "image_level_warning": image_level_warning(cfg),
         "limitations": model_card.limitations(cfg, label_map, result["n_test_patients"])
         + split_fraction_notes(facts, cfg),
         **figs,

@@ -61,6 +61,13 @@ def registered_page(record: dict, commit: str, dirty: bool, report: str = "repor
         _row("MLflow run", f"<code>{esc(str(record.get('run_id', '')))}</code>"),
         _row("registered at", esc(str(record.get("registered_at", "")))),
     ]
+    warning = record.get("image_level_warning")
+    note = (
+        '<p style="background:#fff8e1;border-left:4px solid #f0b400;padding:8px 12px" id="image-level">'
+        f"<b>Warning:</b> {esc(warning)}</p>"
+        if warning
+        else ""
+    )
     deltas = gate.get("deltas") or {}
     champ = gate.get("champion_metrics") or {}
     table = "".join(
@@ -78,7 +85,7 @@ def registered_page(record: dict, commit: str, dirty: bool, report: str = "repor
         "<style>body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:24px auto;"
         "max-width:900px;color:#222}table{border-collapse:collapse}th,td{border:1px solid #ccc;"
         "padding:4px 10px;text-align:right}th{background:#f3f3f3}.name{text-align:left}</style></head>"
-        f"<body><h1>Registration: {esc(title)}</h1><table>{''.join(rows)}</table>{compare}"
+        f"<body><h1>Registration: {esc(title)}</h1>{note}<table>{''.join(rows)}</table>{compare}"
         f'<p>Evaluation report: <a href="{esc(report)}">{esc(report)}</a></p></body></html>\n'
     )
 

@@ -33,6 +33,7 @@ assigned by the register stage after this evaluation, with the gate decision: se
 <p>Task: <b>{{ task_kind }}</b>; classes: {{ classes | join(", ") }}{% if positive %}; positive class:
 <b>{{ positive }}</b>{% endif %}. Test set: {{ headline.n_test }} images of {{ headline.n_test_patients }} patients
 (manifest sha256 <code>{{ test_sha256[:16] }}</code>).</p>
+{% if image_level_warning %}<p class="note" id="image-level"><b>Warning:</b> {{ image_level_warning }}</p>{% endif %}
 
 <h2 id="headline">Headline metrics (test set)</h2>
 <p>Operating point: {{ threshold_rule }}{% if headline.threshold is not none %}; threshold
@@ -81,15 +82,18 @@ predicted class).</figcaption></figure>
 (left) and predicted probability of the positive class (right).</figcaption></figure>
 {% endif %}
 
+{% if not image_level_warning %}
 <h2 id="patients">Patient-level metrics</h2>
 <p>{{ patient.rule }}. Operating point: {{ patient.threshold_rule }}{% if patient.threshold is not none %};
 threshold {{ patient.threshold | num }}{% endif %}. Test patients: {{ patient.n_patients }}
 ({% for name, n in patient.patients_per_class.items() %}{{ name }}: {{ n }}{% if not loop.last %}, {% endif %}{% endfor %}).</p>
 {{ metric_table(patient_rows) }}
+{% endif %}
 
 <h2 id="model-card">Model card</h2>
 <h3>Intended use</h3>
 <p class="note">{{ intended_use }}</p>
+{% if image_level_warning %}<p class="note"><b>Warning:</b> {{ image_level_warning }}</p>{% endif %}
 <h3>Model</h3>
 <table>{% for key, value in train_facts.items() %}<tr><th class="name">{{ key }}</th><td>{{ value | num }}</td></tr>{% endfor %}
 <tr><th class="name">input</th><td>{{ image_size }}x{{ image_size }}x{{ channels }}{% if tta %}, test-time augmentation (flips){% endif %}</td></tr>
@@ -101,8 +105,8 @@ threshold {{ patient.threshold | num }}{% endif %}. Test patients: {{ patient.n_
 {% for c in classes %}<td>{{ s.per_class[c] }}</td>{% endfor %}<td class="name"><code>{{ s.sha256 }}</code></td></tr>{% endfor %}
 </table>
 <h3>Metrics</h3>
-<p>See <a href="#headline">headline metrics</a> (with 95&nbsp;% patient-bootstrap CIs) and
-<a href="#patients">patient-level metrics</a>. Threshold rule: {{ threshold_rule }}.</p>
+<p>See <a href="#headline">headline metrics</a> (with 95&nbsp;% patient-bootstrap CIs){% if not image_level_warning %} and
+<a href="#patients">patient-level metrics</a>{% endif %}. Threshold rule: {{ threshold_rule }}.</p>
 <h3>Limitations</h3>
 <ul>{% for item in limitations %}<li>{{ item }}</li>{% endfor %}</ul>
 </body>

@@ -14,6 +14,7 @@ from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 
 from pipeline.config import Config
+from pipeline.config.split_level import image_level_warning
 from pipeline.core import manifest
 from pipeline.core.provenance import flat_metrics, key_tags, version_tags
 from pipeline.evaluation import report_header
@@ -98,6 +99,7 @@ def record(
         "run_id": run_id,
         "aliases": aliases,
         "registered_at": report_header.utc_now(),
+        "image_level_warning": image_level_warning(cfg),
         "gate": gate_record.summary(verdict.decision, verdict.champion, cfg)
         | {
             "champion_metrics": gate_record.finite(verdict.champ) if verdict.champ is not None else None,

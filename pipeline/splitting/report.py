@@ -8,14 +8,11 @@ import logging
 import pandas as pd
 
 from pipeline.config import SplitConfig
+from pipeline.config.split_level import IMAGE_LEVEL_WARNING
 from pipeline.core.errors import DataError
 from pipeline.core.manifest import SPLITS
 
 log = logging.getLogger(__name__)
-IMAGE_LEVEL_WARNING = (
-    "Split by image, not by patient (split.allow_image_level: true): images of the same patient may be "
-    "in train and test, so the test metrics can be optimistic."
-)
 
 
 def _shared(df: pd.DataFrame, column: str) -> list[tuple[str, str, str]]:

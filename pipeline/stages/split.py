@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import Config, SplitConfig
+from pipeline.config.split_level import IMAGE_LEVEL_WARNING
 from pipeline.core import manifest
 from pipeline.core.errors import ConfigError, DataError
 from pipeline.core.manifest import SPLITS
@@ -66,7 +67,7 @@ def choose_groups(df: pd.DataFrame, labels: np.ndarray, cfg: SplitConfig) -> tup
             f"split.allow_image_level is true but the data has {len(np.unique(groups))} patient groups, "
             "enough to split by patient; set split.allow_image_level: false"
         )
-    log.warning(split_report.IMAGE_LEVEL_WARNING)
+    log.warning(IMAGE_LEVEL_WARNING)
     return image_groups(df), True
 
 

@@ -41,10 +41,13 @@ def synthetic_predictions(
     return Predictions(np.array(ys), np.stack([1 - p, p], 1), df["patient_id"].to_numpy()), df
 
 
-def render_synthetic(root: Path, classes=("benign", "malignant"), history: bool = True) -> tuple[str, dict]:
-    """A full report from synthetic predictions (no model), written under root (the cwd)."""
+def render_synthetic(
+    root: Path, classes=("benign", "malignant"), history: bool = True, params: dict | None = None
+) -> tuple[str, dict]:
+    """A full report from synthetic predictions (no model), written under root (the cwd); `params`
+    sections are added to the params it is rendered with."""
     rng = np.random.default_rng(3)
-    cfg = config.from_dict({"evaluate": {"bootstrap": 30}})
+    cfg = config.from_dict({"evaluate": {"bootstrap": 30}, **(params or {})})
     task = Task(list(classes), 1)
     val, _ = synthetic_predictions(rng, 5, 20, "v")
     test, test_df = synthetic_predictions(rng, 5, 25, "t")

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from pipeline.config import Config, SplitConfig
+from pipeline.config.split_level import IMAGE_LEVEL_WARNING
 from pipeline.core import manifest
 from pipeline.core.errors import DataError
-from pipeline.splitting.report import IMAGE_LEVEL_WARNING
 from pipeline.stages import split
 
 
