@@ -13,6 +13,8 @@ from pipeline.core.errors import MedpipeError
 from pipeline.registry import lineage
 from pipeline.stages import register
 
+FILE_MD5 = "d" * 32  # one file's own md5 inside data/raw (a = its directory's .dir hash)
+
 
 @pytest.fixture
 def two_versions(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -20,6 +22,9 @@ def two_versions(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("MEDPIPE_LINEAGE_DB", raising=False)
     monkeypatch.delenv("PREFECT__FLOW_RUN_ID", raising=False)
     write_register_inputs(in_tmp, metrics(0.8))
+    raw_dir = in_tmp / ".dvc/cache/files/md5/aa" / ("a" * 30 + ".dir")  # data/raw's DVC .dir object
+    raw_dir.parent.mkdir(parents=True)
+    raw_dir.write_text(json.dumps([{"md5": FILE_MD5, "relpath": "train/img5.png"}]))
     register.run(cfg(), INPUTS, OUTPUTS)
     write_register_inputs(in_tmp, metrics(0.7))  # same data, worse model: v2 stays challenger
     register.run(cfg(), INPUTS, OUTPUTS)
@@ -85,6 +90,20 @@ def test_lineage_data_by_sha_path_file_and_dvc_hash(two_versions: Path, capsys) 
         }
 
     lineage.print_data(sha("never-seen"))
+    assert "no registered model version used" in capsys.readouterr().out
+
+
+def test_lineage_data_finds_a_file_by_its_own_dvc_md5(two_versions: Path, capsys) -> None:
+    lineage.print_data(FILE_MD5, as_json=True)
+    usage = _json(capsys)
+    assert usage["kind"] == "dvc-md5"
+    assert [(h["version"], h["key"], h["path"]) for h in usage["versions"]] == [
+        ("1", "dvc.ingest.out.data/raw", "data/raw/train/img5.png"),
+        ("2", "dvc.ingest.out.data/raw", "data/raw/train/img5.png"),
+    ]  # both versions record this .dir hash for data/raw
+    assert cli.main(["lineage", "data", FILE_MD5]) == 0
+    assert "m v2    dvc.ingest.out.data/raw  data/raw/train/img5.png" in capsys.readouterr().out
+    lineage.print_data("e" * 32)
     assert "no registered model version used" in capsys.readouterr().out
 
 
