@@ -5,6 +5,7 @@
 """
 
 from pipeline.config.loader import from_dict, load, to_dict
+from pipeline.config.naming import registered_name
 from pipeline.config.schema import (
     FORMATS,
     AugmentConfig,
@@ -39,5 +40,6 @@ __all__ = [
     "ValidateConfig",
     "from_dict",
     "load",
+    "registered_name",
     "to_dict",
 ]

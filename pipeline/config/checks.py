@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.config.floors import check_floors
+from pipeline.config.naming import name_problem
 from pipeline.config.train_checks import TRAIN_CHECKS
 from pipeline.core.redact import has_userinfo, redact
 
@@ -87,5 +89,20 @@ def _no_credentials(cfg: Config) -> str | None:
     return None
 
 
+def _model_name(cfg: Config) -> str | None:
+    """A registered model name MLflow accepts (a derived one always does)."""
+    name = cfg.registry.model_name
+    return name_problem(name) if name is not None else None
+
+
 # Checks across keys: each returns a one-line message or None. Add new ones here.
-CROSS_CHECKS = (_split_fractions, _sides, _input_batch_memory, _weights, _no_credentials, *TRAIN_CHECKS)
+CROSS_CHECKS = (
+    _split_fractions,
+    _sides,
+    _input_batch_memory,
+    _weights,
+    _no_credentials,
+    _model_name,
+    check_floors,
+    *TRAIN_CHECKS,
+)

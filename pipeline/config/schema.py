@@ -149,17 +149,23 @@ class EvaluateConfig:
     seed: Seed = 99
 
 
+def _default_floors() -> dict:
+    return {"roc_auc": 0.6, "sensitivity": 0.0, "balanced_accuracy": "chance"}
+
+
 @dataclass(frozen=True)
 class GateConfig:
     metric: str = "roc_auc"
     min_delta: Probability = 0.0
     guard_metrics: tuple[str, ...] = ("sensitivity",)
     max_drop: Probability = 0.05
+    # metric -> floor; each must be strictly above it (pipeline.config.floors), champion or not
+    min: dict[str, Probability | Literal["chance"]] = field(default_factory=_default_floors)
 
 
 @dataclass(frozen=True)
 class RegistryConfig:
-    model_name: str = "medpipe-idc"
+    model_name: str | None = None  # None: derived from the data (pipeline.config.naming)
     tracking_uri: str = "sqlite:///mlflow.db"  # MLFLOW_TRACKING_URI overrides
     artifact_uri: str | None = None  # e.g. s3://bucket/prefix
     experiment: str = "medpipe"

@@ -95,11 +95,20 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
+        for tp_inner in inner[1:]:  # `float | Literal["chance"]`: the first that accepts the value
+            try:
+                return coerce(value, tp_inner, key)
+            except ConfigError:
+                continue
         return coerce(value, inner[0], key)
     if origin is Literal:
         if value not in args:
             raise ConfigError(f"params: '{key}' is {value!r}; expected one of {', '.join(map(repr, args))}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"params: '{key}' must be a mapping, got {value!r}")
+        return {coerce(k, args[0], key): coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise ConfigError(f"params: '{key}' must be a list, got {value!r}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.config import Config
+from pipeline.config import Config, registered_name
 from pipeline.config.split_level import image_level_warning
 from pipeline.evaluation import figures, gallery, heatmap, model_card, report_header
 from pipeline.evaluation.scoring import Predictions, Task
@@ -86,7 +86,7 @@ def report_context(
     facts = model_card.split_facts(splits_dir, task.classes)
     multi = "multi-class (argmax, macro averages)"
     return {
-        "model_name": cfg.registry.model_name,
+        "model_name": registered_name(cfg),
         "header": report_header.evaluate_header(cfg, train_summary),
         "task_kind": "binary" if task.positive is not None else multi,
         "classes": task.classes,

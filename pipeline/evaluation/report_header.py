@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 
-from pipeline.config import Config
+from pipeline.config import Config, registered_name
 from pipeline.core.provenance import git_revision, params_hash
 
 REGISTERED_PAGE = "registered.html"
@@ -30,7 +30,7 @@ def evaluate_header(cfg: Config, train_summary: dict) -> dict:
     commit, dirty = git_revision()
     train = (train_summary.get("params") or {}).get("train") or {}
     return {
-        "model_name": cfg.registry.model_name,
+        "model_name": registered_name(cfg),
         "architecture": train.get("model") or cfg.train.model,
         "git_commit": commit,
         "git_dirty": dirty,

@@ -24,6 +24,7 @@ class Decision:
     promote: bool
     reason: str
     deltas: dict[str, float] = field(default_factory=dict)  # challenger - champion per compared metric
+    below_floor: tuple[str, ...] = ()  # gate.min failures (pipeline.registry.gate_floor): no alias at all
 
 
 def _value(metrics: dict, name: str) -> float:

@@ -8,7 +8,7 @@ import math
 import time
 from pathlib import Path
 
-from pipeline.config import Config
+from pipeline.config import Config, registered_name
 from pipeline.core import manifest
 from pipeline.core.provenance import flat_metrics
 from pipeline.evaluation import report_header
@@ -24,6 +24,7 @@ def gate_tags(decision: gate.Decision, champion, champ: dict | None, rescored: b
         "gate.metric": cfg.gate.metric,
         "gate.champion_version": str(champion.version) if champion else "",
         "gate.champion_rescored": str(rescored).lower(),
+        "gate.floor": "below" if decision.below_floor else "pass",
     }
     for name, delta in decision.deltas.items():
         tags[f"gate.delta.{name}"] = repr(delta)
@@ -45,6 +46,7 @@ def summary(decision: gate.Decision, champion, cfg: Config) -> dict:
         "metric": cfg.gate.metric,
         "deltas": finite(decision.deltas),
         "champion_version": str(champion.version) if champion else None,
+        "floor": {"passed": not decision.below_floor, "failures": list(decision.below_floor)},
     }
 
 
@@ -53,7 +55,7 @@ def experiment_record(
 ) -> dict:
     """Under `dvc exp run`: the run is logged, but no version is created and no alias moves."""
     record = {
-        "model_name": cfg.registry.model_name,
+        "model_name": registered_name(cfg),
         "version": None,
         "run_id": run_id,
         "aliases": [],
@@ -84,7 +86,13 @@ def experiment_record(
 
 def description(cfg: Config, decision: gate.Decision, metrics: dict, champion, tags: dict) -> str:
     """The version's description: the gate decision first, then what was measured and from where."""
-    verdict = "Promoted to champion" if decision.promote else "Not promoted (challenger only)"
+    verdict = (
+        "Promoted to champion"
+        if decision.promote
+        else "Below the gate floor (no alias)"
+        if decision.below_floor
+        else "Not promoted (challenger only)"
+    )
     metric = cfg.gate.metric
     value = flat_metrics(metrics).get(metric)
     lines = [

@@ -13,13 +13,13 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 
-from pipeline.config import Config
+from pipeline.config import Config, registered_name
 from pipeline.config.split_level import image_level_warning
 from pipeline.core import manifest
-from pipeline.core.provenance import flat_metrics, key_tags, version_tags
+from pipeline.core.provenance import file_sha256, flat_metrics, key_tags, version_tags
 from pipeline.evaluation import report_header
 from pipeline.registry import client as registry
-from pipeline.registry import gate, gate_record, run_content
+from pipeline.registry import gate, gate_floor, gate_record, identical, run_content
 from pipeline.registry import index as registry_index
 from pipeline.registry.champion import champion_metrics
 
@@ -39,18 +39,23 @@ def decide(
     client: MlflowClient, cfg: Config, models_dir: Path, splits_dir: Path, metrics: dict, hashes: dict
 ) -> Verdict:
     """Compare `metrics` with the champion's (re-scored on this test set when its own differs); a
-    resumed model that is not reproducible is never promoted (gate.fresh_run_only)."""
-    champion = registry.alias_holder(client, cfg.registry.model_name, "champion")
+    resumed model that is not reproducible is never promoted (gate.fresh_run_only); a model below
+    gate.min gets no alias (gate_floor)."""
+    champion = registry.alias_holder(client, registered_name(cfg), "champion")
     champ, rescored = (None, False)
     if champion is not None:
         champ, rescored = champion_metrics(client, champion, hashes["test"], splits_dir, cfg)
     summary_path = models_dir / "train_summary.json"
     train_summary = manifest.read_json(summary_path) if summary_path.is_file() else {}
     decision = gate.fresh_run_only(gate.decide(flat_metrics(metrics), champ, cfg.gate), train_summary)
+    label_map = manifest.read_json(models_dir / "label_map.json")
+    below = gate_floor.failures(flat_metrics(metrics), cfg.gate.min, len(label_map.get("classes") or ()))
+    decision = gate_floor.apply(decision, below)
     tags = version_tags(cfg, metrics, hashes) | gate_record.gate_tags(
         decision, champion, champ, rescored, cfg
     )
     tags["train.resumed"] = gate.resume_tag(train_summary)
+    tags[identical.MODEL_TAG] = file_sha256(models_dir / "model.keras")
     return Verdict(champion, champ, rescored, decision, tags)
 
 
@@ -66,7 +71,7 @@ def create_version(
     """Index the run's split manifests (lineage.db), create the version with the key tags and the
     gate decision as description, then name the run `<model>-v<version>` and tag it registered
     (so a later register does not continue it)."""
-    name, run_id, tags = cfg.registry.model_name, run.info.run_id, verdict.tags
+    name, run_id, tags = registered_name(cfg), run.info.run_id, verdict.tags
     index = registry_index.index_path(registry.tracking_uri(cfg.registry))
     frames = {s: (hashes[s], manifest.read(p, ["path", "sha256"])) for s, p in split_paths.items()}
     registry_index.record_run(index, run_id, frames, {k: v for k, v in tags.items() if k.startswith("dvc.")})
@@ -80,7 +85,10 @@ def create_version(
 
 
 def move_aliases(client: MlflowClient, name: str, version: str, decision: gate.Decision) -> list[str]:
-    """`challenger` always, `champion` when the gate promotes; returns the version's aliases."""
+    """`challenger` unless the model is below the gate floor, `champion` when the gate promotes;
+    returns the version's aliases."""
+    if decision.below_floor:
+        return sorted(client.get_model_version(name, version).aliases)
     registry.set_alias(client, name, "challenger", version, "registered")
     if decision.promote:
         registry.set_alias(client, name, "champion", version, decision.reason)
@@ -94,7 +102,7 @@ def record(
     metrics as compared (strict JSON: NaN/inf as null)."""
     seconds = round(time.perf_counter() - started, 2)
     return {
-        "model_name": cfg.registry.model_name,
+        "model_name": registered_name(cfg),
         "version": version,
         "run_id": run_id,
         "aliases": aliases,

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.config import Config
+from pipeline.config import Config, registered_name
 from pipeline.core import manifest
 from pipeline.core.errors import DataError
 from pipeline.core.manifest import SPLITS
@@ -34,7 +34,7 @@ from pipeline.core.provenance import (
     lineage_document,
 )
 from pipeline.registry import client as registry
-from pipeline.registry import gate_record, registration, run_content
+from pipeline.registry import gate_record, identical, registration, run_content
 from pipeline.serving import pyfunc_model as mlflow_model
 
 log = logging.getLogger(__name__)
@@ -130,11 +130,14 @@ def _log_run(
 def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     """Register the trained model (see the module doc); under `dvc exp run`, log the run only."""
     started = time.perf_counter()
-    name = cfg.registry.model_name
+    name = registered_name(cfg)
     read = _read_inputs(inputs)
     client = registry.connect(cfg.registry)
     exp_id = registry.experiment_id(client, cfg.registry)
     verdict = registration.decide(client, cfg, inputs["model"], inputs["splits"], read.metrics, read.hashes)
+    twin = identical.find(client, name, verdict.tags) if registry.dvc_experiment() is None else None
+    if twin is not None:  # same model, data, params and code as a version: register nothing new
+        return identical.record(client, name, twin, outputs, started)
     content, train_run, report_dirs, experiment = _run_content(client, cfg, inputs, read, verdict.tags)
     run_name = f"{name}-exp-{experiment}" if experiment else f"{name}-register"
     run = _log_run(client, exp_id, content, train_run, report_dirs, inputs["model"], read, run_name)

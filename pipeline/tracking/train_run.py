@@ -19,7 +19,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.config import Config
+from pipeline.config import Config, registered_name
 
 log = logging.getLogger(__name__)
 RUN_FILE = "mlflow_run.json"
@@ -69,7 +69,7 @@ class TrainingRun:
             exp_id = connection.experiment_id(client, cfg.registry)
             stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
             run = client.create_run(
-                exp_id, run_name=f"{cfg.registry.model_name}-train-{stamp}", tags={"medpipe.stage": "train"}
+                exp_id, run_name=f"{registered_name(cfg)}-train-{stamp}", tags={"medpipe.stage": "train"}
             )
             params = {k: v for k, v in flat_params(cfg).items() if k.startswith(("train.", "preprocess."))}
             items = list(params.items())

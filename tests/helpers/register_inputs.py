@@ -27,11 +27,13 @@ def sha(text: str) -> str:
 
 
 def write_register_inputs(
-    root: Path, metrics: dict, test_images: int = 4, model_bytes: bytes = b"fake-keras"
+    root: Path, metrics: dict, test_images: int = 4, model_bytes: bytes | None = None
 ) -> None:
-    """models/, reports/metrics.json, data/splits/*.csv and a dvc.lock under root."""
+    """models/, reports/metrics.json, data/splits/*.csv and a dvc.lock under root. The fake model's
+    bytes follow the metrics unless given: other metrics, other model (an equal one is a twin)."""
     (root / "models").mkdir(parents=True, exist_ok=True)
-    (root / "models" / "model.keras").write_bytes(model_bytes)
+    fake = b"fake-keras " + json.dumps(metrics, sort_keys=True).encode()
+    (root / "models" / "model.keras").write_bytes(fake if model_bytes is None else model_bytes)
     (root / "models" / "label_map.json").write_text(
         json.dumps({"classes": ["neg", "pos"], "positive": "pos", "image_size": 8, "channels": 3})
     )
@@ -67,6 +69,7 @@ def write_register_inputs(
 def metrics(roc_auc: float, sensitivity: float = 0.8) -> dict:
     return {
         "accuracy": 0.8,
+        "balanced_accuracy": 0.75,
         "roc_auc": roc_auc,
         "sensitivity": sensitivity,
         "specificity": 0.7,

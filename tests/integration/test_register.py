@@ -86,7 +86,9 @@ def test_identical_retrain_is_refused_as_a_tie(tracking: str, in_tmp: Path) -> N
     """gate.min_delta 0.0 (the default) must not let a challenger that merely ties take over."""
     assert cfg().gate.min_delta == 0.0
     first = _register(in_tmp, metrics(0.80))
-    same = _register(in_tmp, metrics(0.80))  # same model bytes, same test manifest, same metrics
+    # a retrained model (other bytes) that ties on the same test manifest; an identical one
+    # registers nothing at all (test_gate_floor.py)
+    same = _register(in_tmp, metrics(0.80), model_bytes=b"retrained, same scores")
     assert first["gate"]["promote"] and not same["gate"]["promote"]
     assert (
         same["gate"]["reason"] == "roc_auc ties the champion (+0.0000): promotion needs a strict improvement"
