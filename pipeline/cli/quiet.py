@@ -24,10 +24,10 @@ ENV_DEFAULTS = {
 }
 # Stages that import Keras; it is imported up front with absl's INFO banners dropped.
 KERAS_STAGES = frozenset({"train", "evaluate"})
-# absl INFO lines (`I0000 00:00:... port.cc:153] oneDNN custom operations are on...`) and the notice
+# absl INFO lines (`I0000 00:00:1796587489.364525    3084 port.cc:153] oneDNN custom operations are on...`) and the notice
 # absl prints before them; W/E/F lines are kept.
 NATIVE_NOISE = re.compile(
-    r"^(?:I\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [\w.]+:\d+\] .*"
+    r"^(?:I\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] .*"
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR)$"
 )
 PIP_NOTE = "Failed to resolve installed pip version"

@@ -20,6 +20,8 @@ from pipeline.tracking import train_run as tracking
 log = logging.getLogger(__name__)
 REGISTERED_TAG = "medpipe.registered_version"
 DATASET_COLUMNS = ["path", "label", "patient_id", "sha256"]
+REBUILD_DIR = "reproduce"  # run artifact dir of the files below (project root = register's cwd)
+REBUILD_FILES = ("dvc.lock", "params.yaml")
 
 
 def training_run(client: MlflowClient, models_dir: Path, uri: str, params: dict[str, str]) -> str | None:
@@ -74,7 +76,9 @@ def dataset_inputs(split_paths: dict[str, Path], hashes: dict[str, str]) -> list
     for split, path in split_paths.items():
         df = manifest.read(path, ["path"])
         df = df[[c for c in DATASET_COLUMNS if c in df.columns]]
-        with warnings.catch_warnings():  # MLflow's notes on source ambiguity / integer columns
+        # MLflow's notes on source ambiguity and on integer columns (the schema is inferred when
+        # the entity is built): the manifests have no missing labels, so neither applies
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             dataset = mlflow.data.from_pandas(
                 df,
@@ -83,15 +87,19 @@ def dataset_inputs(split_paths: dict[str, Path], hashes: dict[str, str]) -> list
                 name=f"{split}-{hashes[split][:8]}",
                 digest=hashes[split][:16],
             )
+            entity = dataset._to_mlflow_entity()
         tags = [InputTag(key=MLFLOW_DATASET_CONTEXT, value=split)]
-        inputs.append(DatasetInput(dataset=dataset._to_mlflow_entity(), tags=tags))
+        inputs.append(DatasetInput(dataset=entity, tags=tags))
     return inputs
 
 
 def report_artifacts(inputs: dict[str, Path]) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]]:
     """(files, dirs) of the optional register inputs (report.html, reports/eval, the validation
-    summary, history.csv) that exist, each under its project-relative path (absolute: reports/)."""
-    files, dirs = [], []
+    summary, history.csv) that exist, each under its project-relative path (absolute: reports/),
+    and the dvc.lock and params.yaml this run was built with, under reproduce/ (what `medpipe
+    reproduce` restores when the version's git revision lacks them or differs)."""
+    files = [(REBUILD_DIR, Path(name)) for name in REBUILD_FILES if Path(name).is_file()]
+    dirs = []
     for key in ("report", "plots", "validation", "history"):
         if inputs.get(key) is None or not Path(inputs[key]).exists():
             continue

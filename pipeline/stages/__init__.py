@@ -1,0 +1,1 @@
+"""One module per dvc.yaml stage, each with a pure `run(cfg, inputs, outputs)`."""

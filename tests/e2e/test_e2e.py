@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers.git_dvc_project import GIT_ENV, make_git_dvc_project
+from helpers.log_noise import noise_lines
 
 
 def _run(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
@@ -46,6 +47,8 @@ def test_first_repro_builds_everything(project):
     assert ran == [
         "ingest", "regroup", "validate", "split", "balance", "preprocess", "train", "evaluate", "register"
     ]  # fmt: skip
+    # quiet by default: no third-party start-up lines, empty-output notes or MLflow hints
+    assert noise_lines(proc.stdout + "\n" + proc.stderr) == []
     meta = json.loads((work / "data/preprocessed/meta.json").read_text())
     label_map = json.loads((work / "models/label_map.json").read_text())
     assert {k: label_map[k] for k in ("image_size", "channels", "window")} == {
@@ -126,6 +129,11 @@ def test_metrics_registry_and_lineage_answer(project):
     work, env = project
     shown = _run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], work, env)
     assert "roc_auc" in shown.stdout
+    (workspace,) = json.loads(shown.stdout).values()  # keyed "" (the workspace)
+    files = workspace["data"]
+    assert list(files) == ["reports/metrics.json"]  # validation/split/balance counts are not shown
+    numbers = files["reports/metrics.json"]["data"]
+    assert len(numbers) <= 30 and all(v is None or isinstance(v, int | float) for v in numbers.values())
     lineage = _run(["medpipe", "lineage", "model", "e2e-idc@challenger", "--json"], work, env)
     info = json.loads(lineage.stdout)
     text = json.dumps(info)
