@@ -5,9 +5,13 @@ DVC cache. The raw data of that revision is restored from its dvc.lock (`dvc che
 from the cache, else `dvc pull ingest` from the default remote) instead of re-syncing
 data.source, which may have changed since; then every stage after ingest up to evaluate is
 forced (`dvc repro --force --single-item`, never register), with PYTHONPATH pointing at the
-worktree so the stages run the code of that revision. A revision whose dvc.lock has no ingest
-entry (a nightly run before dvc.lock was committed) falls back to `dvc repro --force evaluate`. Every registered metric is compared with the reproduced one; exit 0 when all are
-within the absolute tolerance, 1 otherwise. The worktree is removed afterwards.
+worktree so the stages run the code of that revision. When that revision has no dvc.lock with an
+ingest entry (a first run, never committed) or the version was registered from a dirty tree, the
+dvc.lock and params.yaml stored with the version's run are placed in the worktree first
+(pipeline.registry.recorded); only a version that stored neither falls back to
+`dvc repro --force evaluate`, which re-syncs data.source. Every registered metric is compared with
+the reproduced one; exit 0 when all are within the absolute tolerance, 1 otherwise. The worktree
+is removed afterwards.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pipeline.core import dvc_files, manifest
 from pipeline.core.errors import MedpipeError
 from pipeline.core.provenance import flat_metrics
 from pipeline.registry import client as registry
+from pipeline.registry import recorded
 from pipeline.registry.lineage import _registry_cfg, _write
 
 log = logging.getLogger(__name__)
@@ -122,8 +127,11 @@ def _restore_ingest(tree: Path, env: dict) -> None:
         _run(_dvc("pull", "ingest"), tree, env)
 
 
-def rebuild(repo: Path, commit: str) -> dict[str, float]:
-    """Metrics of the pipeline up to evaluate at commit, on that commit's data, sharing repo's DVC cache."""
+def rebuild(
+    repo: Path, commit: str, stored: dict[str, Path] | None = None, dirty: bool = False
+) -> dict[str, float]:
+    """Metrics of the pipeline up to evaluate at commit, on that commit's data (or on the stored
+    dvc.lock + params.yaml, see recorded.place), sharing repo's DVC cache."""
     cache = _run(_dvc("cache", "dir"), repo).strip()
     log.info("reproduce %s: checking out a temporary worktree", commit[:12])
     with worktree(repo, commit) as tree:
@@ -132,6 +140,7 @@ def rebuild(repo: Path, commit: str) -> dict[str, float]:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         env["MEDPIPE_TRAIN_RUN"] = "0"  # a rebuild is no training to track in the registry
+        recorded.place(tree, stored or {}, dirty)
         stages = _stages_after_ingest(tree)
         if stages is None:
             log.warning("%s: dvc.lock records no ingest outputs; re-syncing data.source instead", commit[:12])
@@ -180,13 +189,16 @@ def main(ref: str, tolerance: float = 0.02) -> int:
     commit = mv.tags.get("git.commit", "unknown")
     if commit == "unknown":
         raise MedpipeError(f"{ref} records no git revision (tag git.commit); it cannot be reproduced")
-    if mv.tags.get("git.dirty") == "true":
-        log.warning("%s was registered from a dirty tree: uncommitted changes are not reproduced", ref)
+    dirty = mv.tags.get("git.dirty") == "true"
+    if dirty:
+        log.warning("%s was registered from a dirty tree: uncommitted code changes are not reproduced", ref)
     registered = registry.version_metrics(client, mv)
     if not registered:
         raise MedpipeError(f"{ref} has no recorded metrics to compare with")
     repo = Path(_run(["git", "rev-parse", "--show-toplevel"], Path.cwd()).strip())
-    rows = compare(registered, rebuild(repo, commit), tolerance)
+    with tempfile.TemporaryDirectory(prefix="medpipe-recorded-") as tmp:
+        stored = recorded.download(client, mv.run_id, Path(tmp))
+        rows = compare(registered, rebuild(repo, commit, stored, dirty), tolerance)
     _write(format_table(rows, tolerance))
     failed = [r["metric"] for r in rows if not r["ok"]]
     _write(

@@ -41,14 +41,19 @@ def _commit(repo: Path, auc: float) -> str:
     return _git(repo, "rev-parse", "HEAD")
 
 
-def _register(client: MlflowClient, commit: str, auc: float) -> str:
+def _register(
+    client: MlflowClient, commit: str, auc: float, dirty: bool = False, files: list | tuple = ()
+) -> str:
+    """A version of model m on a run with these metrics and run artifacts [(dir, local path)]."""
     exp = client.get_experiment_by_name("e") or client.get_experiment(client.create_experiment("e"))
     run = client.create_run(exp.experiment_id)
     client.log_metric(run.info.run_id, "roc_auc", auc)
     client.log_metric(run.info.run_id, "n_test", 10)
+    for dest, local in files:
+        client.log_artifact(run.info.run_id, str(local), dest)
     if not client.search_registered_models("name='m'"):
         client.create_registered_model("m")
-    tags = {"git.commit": commit, "git.dirty": "false"}
+    tags = {"git.commit": commit, "git.dirty": str(dirty).lower()}
     return str(client.create_model_version("m", "file:///x", run.info.run_id, tags=tags).version)
 
 
@@ -171,3 +176,59 @@ def test_reproduce_uses_the_revisions_data_not_the_changed_source(
     source.write_text("0.3")  # new data arrived at the source since that nightly run
     assert reproduce.main(f"m@{version}", tolerance=0.001) == 0, capsys.readouterr().out
     assert "m v1: reproduced" in capsys.readouterr().out
+
+
+SCALED_DVC_YAML = DATA_DVC_YAML.replace(
+    "deps: [evaluate.py, data/raw]", "deps: [evaluate.py, data/raw]\n    params: [evaluate.bootstrap]"
+)
+SCALED_EVALUATE = EVALUATE.replace(
+    'value = float(pathlib.Path("data/raw/value.txt").read_text())',
+    'import yaml\nvalue = float(pathlib.Path("data/raw/value.txt").read_text())'
+    ' * yaml.safe_load(pathlib.Path("params.yaml").read_text())["evaluate"]["bootstrap"] / 100',
+)
+
+
+def test_first_uncommitted_run_is_reproduced_from_the_files_stored_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A first run: dvc.lock never committed, params.yaml changed but not committed (git.dirty), the
+    source changed since. reproduce takes dvc.lock + params.yaml from the run and data/raw from the
+    DVC cache: every metric matches exactly and data.source is not re-synced."""
+    import logging
+
+    from pipeline.core.provenance import git_revision
+    from pipeline.registry import run_content
+
+    source = tmp_path / "source.txt"
+    source.write_text("0.8")
+    monkeypatch.setenv("SRC", str(source))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+    (repo / "dvc.yaml").write_text(SCALED_DVC_YAML)
+    (repo / "ingest.py").write_text(INGEST)
+    (repo / "evaluate.py").write_text(SCALED_EVALUATE)
+    (repo / "params.yaml").write_text("evaluate: {bootstrap: 100}\n")
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "pipeline")
+    (repo / "params.yaml").write_text("evaluate: {bootstrap: 50}\n")  # the run's params, never committed
+    subprocess.run([sys.executable, "-m", "dvc", "repro", "-q"], cwd=repo, check=True)
+    commit, dirty = git_revision(repo)
+    assert dirty and "dvc.lock" not in _git(repo, "ls-tree", "--name-only", commit)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(repo)
+    mlflow.set_tracking_uri(uri)
+    stored, _ = run_content.report_artifacts({})  # what the register stage logs from the project root
+    assert sorted(p.name for _, p in stored) == ["dvc.lock", "params.yaml"]
+    version = _register(MlflowClient(uri), commit, 0.4, dirty=True, files=stored)
+
+    source.write_text("0.3")  # re-syncing the source would give 0.15
+    (repo / "params.yaml").write_text("evaluate: {bootstrap: 100}\n")  # and the working tree moved on
+    caplog.set_level(logging.INFO, logger="pipeline.registry")
+    assert reproduce.main(f"m@{version}", tolerance=0.0) == 0, capsys.readouterr().out
+    assert "m v1: reproduced" in capsys.readouterr().out
+    messages = [r.getMessage() for r in caplog.records]
+    assert not any("re-syncing data.source" in m for m in messages), messages
+    assert any("stored with the version" in m for m in messages), messages

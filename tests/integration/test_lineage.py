@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from helpers.register_inputs import INPUTS, OUTPUTS, cfg, metrics, sha, write_register_inputs
+from mlflow import MlflowClient
 
 from pipeline.cli import commands as cli
 from pipeline.core.errors import MedpipeError
@@ -44,6 +45,8 @@ def test_lineage_model_shows_provenance(two_versions: Path, capsys) -> None:
     assert rec["dvc"]["split"]["out.data/splits"] == "c" * 32 + ".dir"
     assert rec["params"]["registry.model_name"] == "m" and rec["metrics"]["roc_auc"] == pytest.approx(0.8)
     assert rec["prefect_flow_run_id"] == "" and rec["git"]["commit"]
+    stored = {a.path for a in MlflowClient().list_artifacts(rec["run_id"], "reproduce")}
+    assert stored == {"reproduce/dvc.lock"}  # what reproduce restores (this project has no params.yaml)
     lineage.print_model("m@2")
     text = capsys.readouterr().out
     assert "m v2" in text and "challenger" in text and "raw_md5" in text
