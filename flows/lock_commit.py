@@ -65,15 +65,20 @@ def declared_outputs(project: Path) -> list[Path]:
 
 
 def result_files(project: Path) -> list[str]:
-    """`cache: false` metrics/plots of the stages plus top-level plot data files (relative paths)."""
+    """`cache: false` metrics/plots of the stages, their `cache: false` JSON reports (validation, split
+    and balance counters: kept out of `dvc metrics show`, still committed for `git log`), plus top-level
+    plot data files (relative paths)."""
     spec = yaml.safe_load((project / "dvc.yaml").read_text()) or {}
     paths: list[str] = []
-    for body in (spec.get("stages") or {}).values():
-        for section in ("metrics", "plots"):
+    for stage, body in (spec.get("stages") or {}).items():
+        for section in ("metrics", "plots", "outs"):
             for entry in body.get(section) or []:
                 options = next(iter(entry.values())) if isinstance(entry, dict) else None
-                if isinstance(options, dict) and options.get("cache") is False:
-                    paths.append(dvc_files.entry_path(entry).as_posix())
+                path = dvc_files.entry_path(entry)
+                # register's own record is written after this commit, by the register stage
+                report = section != "outs" or (path.suffix == ".json" and stage != "register")
+                if report and isinstance(options, dict) and options.get("cache") is False:
+                    paths.append(path.as_posix())
     for plot in spec.get("plots") or []:
         name, body = next(iter(plot.items())) if isinstance(plot, dict) else (plot, None)
         y = body.get("y") if isinstance(body, dict) else None

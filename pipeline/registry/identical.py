@@ -1,6 +1,7 @@
 """An identical retrain registers nothing: same model file, data, params and code as a version.
 
-Identity is the version tags model.sha256 (the bytes of model.keras), data.* (the split manifests'
+Identity is the version tags model.sha256 (provenance.model_digest: architecture and weights of
+model.keras, not its save date), data.* (the split manifests'
 sha256 and the raw data's md5), params.sha256 and git.commit + git.dirty. When all of them equal
 an existing version's, the register stage points reports/registered.json at that version instead
 of adding a copy (v2, v3 identical to v1 would only blur the history and the champion's lineage).

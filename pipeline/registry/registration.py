@@ -16,7 +16,7 @@ from mlflow.entities.model_registry import ModelVersion
 from pipeline.config import Config, registered_name
 from pipeline.config.split_level import image_level_warning
 from pipeline.core import manifest
-from pipeline.core.provenance import file_sha256, flat_metrics, key_tags, version_tags
+from pipeline.core.provenance import flat_metrics, key_tags, model_digest, version_tags
 from pipeline.evaluation import report_header
 from pipeline.registry import client as registry
 from pipeline.registry import gate, gate_floor, gate_record, identical, run_content
@@ -55,7 +55,7 @@ def decide(
         decision, champion, champ, rescored, cfg
     )
     tags["train.resumed"] = gate.resume_tag(train_summary)
-    tags[identical.MODEL_TAG] = file_sha256(models_dir / "model.keras")
+    tags[identical.MODEL_TAG] = model_digest(models_dir / "model.keras")
     return Verdict(champion, champ, rescored, decision, tags)
 
 

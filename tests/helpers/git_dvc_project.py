@@ -16,6 +16,9 @@ TINY = {
     "train": {"epochs": 2, "batch_size": 32},
     "evaluate": {"bootstrap": 20},
 }
+# 2 epochs on 12 patients may sit below the default gate floor; these tests follow the registry path
+# of a promoted model (the floor itself: tests/integration/test_gate_floor.py)
+NO_GATE_FLOOR: dict = {}
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "ci",
     "GIT_COMMITTER_NAME": "ci",
@@ -44,6 +47,7 @@ def make_git_dvc_project(work: Path, model_name: str, env: dict, dvc_remote: Pat
         elif src.exists():
             shutil.copy2(src, work / name)
     params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    params["gate"]["min"] = NO_GATE_FLOOR  # a mapping replaced whole, not merged key by key
     params["registry"]["model_name"] = model_name
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (work / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/checkpoints/\n/gx/\n/lineage.db\n")
