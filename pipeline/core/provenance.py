@@ -12,8 +12,8 @@ Tag schema (all values are strings; MLflow tag keys allow letters, digits, `_ - 
     data.<split>_manifest_sha256    same for train / val
     metric.<name>                   the gate metric and guard metrics (every headline metric is in
                                     the run and in lineage.json)
-    model.sha256                    model_digest of model.keras: architecture + weights, not its save
-                                    date (an identical retrain registers nothing)
+    model.sha256                    core.model_digest of model.keras: architecture + weights, not its
+                                    save date (an identical retrain registers nothing)
     prefect.flow_run_id             Prefect flow run that triggered the registration ("" if none)
 Values never contain credentials: URL user-info is redacted.
 """
@@ -50,52 +50,6 @@ def file_sha256(path: Path) -> str:
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
-
-
-def _canonical_config(raw: bytes) -> bytes:
-    """config.json with Keras' `shared_object_id`s (Python object ids, new every process) renumbered
-    in order of first appearance, so the same architecture gives the same bytes."""
-    ids: dict[Any, int] = {}
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {
-                k: ids.setdefault(v, len(ids)) if k == "shared_object_id" else walk(v)
-                for k, v in sorted(node.items())
-            }
-        return [walk(v) for v in node] if isinstance(node, list) else node
-
-    return json.dumps(walk(json.loads(raw)), sort_keys=True).encode()
-
-
-def model_digest(path: Path) -> str:
-    """sha256 of what a model.keras is: its config.json and every weight array (name, dtype, shape,
-    bytes). Keras writes the save date into metadata.json and HDF5 writes object times, so two saves of
-    the same weights differ as files; a file that is not a Keras archive is hashed as bytes."""
-    import io
-    import zipfile
-
-    if not zipfile.is_zipfile(path):
-        return file_sha256(path)
-    import h5py
-    import numpy as np
-
-    digest = hashlib.sha256()
-    with zipfile.ZipFile(path) as archive:
-        names = set(archive.namelist())
-        digest.update(_canonical_config(archive.read("config.json")) if "config.json" in names else b"")
-        if "model.weights.h5" not in names:
-            return digest.hexdigest()
-        arrays: list[tuple[str, np.ndarray]] = []
-        with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights:
-            weights.visititems(
-                lambda n, obj: arrays.append((n, obj[()])) if isinstance(obj, h5py.Dataset) else None
-            )
-    for name, value in sorted(arrays, key=lambda item: item[0]):
-        value = np.ascontiguousarray(value)
-        digest.update(f"{name}|{value.dtype.str}|{value.shape}".encode())
-        digest.update(value.tobytes())
     return digest.hexdigest()
 
 

@@ -1,6 +1,6 @@
 """An identical retrain registers nothing: same model file, data, params and code as a version.
 
-Identity is the version tags model.sha256 (provenance.model_digest: architecture and weights of
+Identity is the version tags model.sha256 (core.model_digest: architecture and weights of
 model.keras, not its save date), data.* (the split manifests'
 sha256 and the raw data's md5), params.sha256 and git.commit + git.dirty. When all of them equal
 an existing version's, the register stage points reports/registered.json at that version instead

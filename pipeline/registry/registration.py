@@ -16,7 +16,8 @@ from mlflow.entities.model_registry import ModelVersion
 from pipeline.config import Config, registered_name
 from pipeline.config.split_level import image_level_warning
 from pipeline.core import manifest
-from pipeline.core.provenance import flat_metrics, key_tags, model_digest, version_tags
+from pipeline.core.model_digest import model_digest
+from pipeline.core.provenance import flat_metrics, key_tags, version_tags
 from pipeline.evaluation import report_header
 from pipeline.registry import client as registry
 from pipeline.registry import gate, gate_floor, gate_record, identical, run_content

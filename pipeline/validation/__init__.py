@@ -3,10 +3,14 @@
 Modules:
 - reasons:      the quarantine reason vocabulary (exact strings written to quarantine.csv)
 - headers:      format sniffing, header dimensions (decompression-bomb guard), truncation checks
+- checks:       what one file's decode says (dimensions, depth, warnings, the quarantine reason)
 - decode:       the parallel decode pass (one OpenCV decode per image)
+- checked:      row checks, then the decode pass, as one per-row frame (reason, detail, what was read)
+- intensity:    one intensity window for > 8-bit images (PNG sBIT, else the observed range)
 - inputs:       -i/-o keys, params sanity, reading the manifest and labels.json
 - rows:         manifest-level row checks (bad name, label, patient) and the duplicate check
 - expectations: the GX 1.x suite run through a checkpoint with Data Docs
+- offline_docs: Data Docs that load their CSS/JS from their own folder (usable offline)
 """
 
 import os as _os

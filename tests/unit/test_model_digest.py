@@ -9,7 +9,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from pipeline.core.provenance import file_sha256, model_digest
+from pipeline.core.model_digest import model_digest
+from pipeline.core.provenance import file_sha256
 
 
 def _model() -> keras.Model:
