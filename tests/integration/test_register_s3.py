@@ -64,6 +64,7 @@ def test_artifacts_land_in_bucket_and_dead_store_registers_nothing(
     assert version.source.startswith(f"s3://{BUCKET}/registry/")
 
     server.stop()  # the artifact store goes away: the next registration must fail cleanly
+    write_register_inputs(in_tmp, metrics(0.85))  # another model: an identical one would register nothing
     with pytest.raises(MedpipeError, match="could not store run artifacts"):
         register.run(settings, INPUTS, OUTPUTS)
     assert [str(v.version) for v in client.search_model_versions("name='m'")] == ["1"]
