@@ -17,8 +17,6 @@ from pathlib import Path
 import pandas as pd
 
 log = logging.getLogger(__name__)
-NOTE = "README.txt"
-NOTE_TEXT = "Resumable state of a running train stage; emptied when a training finishes.\n"
 
 
 def file_sha256(path: Path) -> str:
@@ -71,12 +69,11 @@ class CheckpointDir:
         return False
 
     def clear(self) -> None:
-        """Empty the directory (it stays, as DVC persists it) but for a note saying what it is for;
-        the note keeps DVC from warning that the output is empty after every finished training."""
+        """Empty the directory (it stays, as DVC persists it). It stays empty, with no note in it: the
+        GPU hand-off recreates a finished checkpoints/ from dvc.lock as an empty directory."""
         if self.root.exists():
             shutil.rmtree(self.root)
         self.root.mkdir(parents=True)
-        (self.root / NOTE).write_text(NOTE_TEXT)
 
     def read_history(self) -> pd.DataFrame:
         """Epoch rows logged so far; a row repeated by a resume keeps its last version."""
