@@ -1,7 +1,9 @@
-"""What reports/metrics.json holds (the DVC headline) and what goes to reports/diagnostics.json.
+"""What reports/headline.json (the DVC metrics file), reports/metrics.json and reports/diagnostics.json hold.
 
-`dvc metrics show`, `dvc metrics diff` and `dvc exp show` print every key of a metrics file, so
-metrics.json holds only flat numbers a person compares run to run (at most MAX_KEYS of them):
+`dvc metrics show`, `dvc metrics diff` and `dvc exp show` print every key of a metrics file as a
+column, so the DVC metrics file is headline.json: the DVC_KEYS below plus gate.metric, about ten
+numbers that fit one screen line. metrics.json holds the flat numbers the gate, the registry and
+the flows read (at most MAX_KEYS of them):
     test, image level:    accuracy balanced_accuracy sensitivity specificity ppv npv f1 roc_auc
                           pr_auc ece threshold n_test n_test_patients
     test, patient level:  patient_<each headline metric above>, patient_threshold
@@ -20,6 +22,16 @@ from __future__ import annotations
 from pipeline.evaluation.metrics import HEADLINE
 
 MAX_KEYS = 30
+DVC_KEYS = (
+    "roc_auc",
+    "pr_auc",
+    "balanced_accuracy",
+    "sensitivity",
+    "specificity",
+    "f1",
+    "threshold",
+    "n_test",
+)
 PATIENT = "patient_"
 IMAGE_KEYS = (*HEADLINE, "threshold", "n_test", "n_test_patients")
 PATIENT_KEYS = (*HEADLINE, "threshold")
@@ -58,6 +70,12 @@ def headline(result: dict, gate_metric: str) -> dict:
     if len(out) > MAX_KEYS:  # a programming error: new detail belongs in diagnostics.json
         raise AssertionError(f"metrics.json would hold {len(out)} keys > {MAX_KEYS}")
     return out
+
+
+def dvc_headline(metrics: dict, gate_metric: str) -> dict:
+    """headline.json: DVC_KEYS and the gate metric, taken from metrics.json's numbers."""
+    keys = DVC_KEYS if gate_metric in DVC_KEYS else (*DVC_KEYS, gate_metric)
+    return {key: metrics.get(key) for key in keys}
 
 
 def diagnostics(result: dict, gate_metric: str) -> dict:

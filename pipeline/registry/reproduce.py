@@ -103,10 +103,14 @@ def worktree(repo: Path, commit: str) -> Iterator[Path]:
 
 
 def metrics_path(dvc_yaml: Path) -> Path:
-    """The evaluate stage's metrics file, as declared in dvc.yaml."""
-    for entry in dvc_files.stages(dvc_yaml).get(TARGET, {}).get("metrics") or []:
-        return dvc_files.entry_path(entry)
-    raise MedpipeError(f"{dvc_yaml} declares no metrics file for stage '{TARGET}'")
+    """The evaluate stage's metrics.json (every number a version records), as dvc.yaml declares it:
+    an out, or the metrics file of revisions from before reports/headline.json."""
+    body = dvc_files.stages(dvc_yaml).get(TARGET, {})
+    paths = [dvc_files.entry_path(e) for section in ("outs", "metrics") for e in body.get(section) or []]
+    for path in paths:
+        if path.name == "metrics.json":
+            return path
+    raise MedpipeError(f"{dvc_yaml} declares no metrics.json for stage '{TARGET}'")
 
 
 def _stages_after_ingest(tree: Path) -> list[str] | None:

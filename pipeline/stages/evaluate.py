@@ -101,7 +101,10 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     _write_text(html, Path(outputs["report"]))
     diagnostics = outputs.get("diagnostics") or Path(outputs["metrics"]).with_name("diagnostics.json")
     manifest.write_json(metrics_file.diagnostics(result, cfg.gate.metric), diagnostics)
-    manifest.write_json(metrics_file.headline(result, cfg.gate.metric), outputs["metrics"])
+    metrics = metrics_file.headline(result, cfg.gate.metric)
+    manifest.write_json(metrics, outputs["metrics"])
+    if outputs.get("headline"):
+        manifest.write_json(metrics_file.dvc_headline(metrics, cfg.gate.metric), outputs["headline"])
     log.info(
         "evaluate: %d test images / %d patients; roc_auc %s, sensitivity %s, specificity %s at threshold %s",
         result["n_test"],

@@ -131,9 +131,11 @@ def test_metrics_registry_and_lineage_answer(project):
     assert "roc_auc" in shown.stdout
     (workspace,) = json.loads(shown.stdout).values()  # keyed "" (the workspace)
     files = workspace["data"]
-    assert list(files) == ["reports/metrics.json"]  # validation/split/balance counts are not shown
-    numbers = files["reports/metrics.json"]["data"]
+    assert list(files) == ["reports/headline.json"]  # metrics.json, validation/split/balance: not shown
+    numbers = files["reports/headline.json"]["data"]
     assert len(numbers) <= 30 and all(v is None or isinstance(v, int | float) for v in numbers.values())
+    table = _run([sys.executable, "-m", "dvc", "metrics", "show"], work, env).stdout
+    assert "roc_auc" in table and max(len(line) for line in table.splitlines()) <= 200, table
     lineage = _run(["medpipe", "lineage", "model", "e2e-idc@challenger", "--json"], work, env)
     info = json.loads(lineage.stdout)
     text = json.dumps(info)

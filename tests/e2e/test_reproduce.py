@@ -30,6 +30,9 @@ pathlib.Path("reports/metrics.json").write_text(json.dumps({{"roc_auc": {auc}, "
 """
 
 
+PROJECT_DVC_YAML = Path(__file__).resolve().parents[2] / "dvc.yaml"
+
+
 def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
 
@@ -89,6 +92,10 @@ def test_reproduce_compares_the_registered_revision(
 def test_metrics_path_and_compare(tmp_path: Path) -> None:
     (tmp_path / "dvc.yaml").write_text(DVC_YAML)
     assert reproduce.metrics_path(tmp_path / "dvc.yaml") == Path("reports/metrics.json")
+    # today's layout: DVC shows headline.json; every number of a version is in metrics.json, an out
+    (tmp_path / "now").mkdir()
+    (tmp_path / "now" / "dvc.yaml").write_text(PROJECT_DVC_YAML.read_text())
+    assert reproduce.metrics_path(tmp_path / "now" / "dvc.yaml") == Path("reports/metrics.json")
     rows = reproduce.compare({"a": 0.5, "b": 1.0}, {"a": 0.52}, tolerance=0.02)
     assert [(r["metric"], r["ok"]) for r in rows] == [("a", True), ("b", False)]  # missing b never ok
     assert "NO" in reproduce.format_table(rows, 0.02)

@@ -30,9 +30,14 @@ def _entries(section: str) -> dict[str, dict]:
 
 
 def test_metrics_show_prints_the_headline_file_alone():
-    assert list(_entries("metrics")) == ["reports/metrics.json"]
+    assert list(_entries("metrics")) == ["reports/headline.json"]
     outs = _entries("outs")
-    for path in ("reports/validation/metrics.json", "reports/split.json", "reports/balance.json"):
+    for path in (
+        "reports/metrics.json",
+        "reports/validation/metrics.json",
+        "reports/split.json",
+        "reports/balance.json",
+    ):
         assert outs[path].get("cache") is False  # still written and tracked, not a DVC metric
 
 
@@ -82,3 +87,15 @@ def test_gallery_caption_without_a_threshold_is_the_argmax_probability():
         test_df, np.array([0]), np.array([[0.2, 0.5, 0.3]]), classes, None, None
     )
     assert errors["caption"].tolist() == ["true a\npred b p=0.50"]
+
+
+def test_the_dvc_headline_is_a_few_named_numbers_and_the_gate_metric():
+    from pipeline.evaluation.metrics_file import DVC_KEYS, dvc_headline
+
+    metrics = {key: 0.5 for key in (*DVC_KEYS, "ppv", "patient_roc_auc", "roc_auc_ci_lo")}
+    assert list(dvc_headline(metrics, "roc_auc")) == list(DVC_KEYS)
+    with_gate = dvc_headline(metrics, "patient_roc_auc")
+    assert list(with_gate) == [*DVC_KEYS, "patient_roc_auc"] and with_gate["patient_roc_auc"] == 0.5
+    # DVC prints a column per key, as wide as its name or value (at least 7): one line of <= 200
+    width = len("reports/headline.json") + sum(max(len(k), 7) + 2 for k in with_gate)
+    assert width <= 200
