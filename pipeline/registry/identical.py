@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
-from pipeline.core import manifest
 from pipeline.evaluation import report_header
 
 log = logging.getLogger(__name__)
@@ -38,12 +36,14 @@ def find(client: MlflowClient, name: str, tags: dict[str, str]) -> ModelVersion 
     return min(same, key=lambda mv: int(mv.version)) if same else None
 
 
-def record(client: MlflowClient, name: str, twin: ModelVersion, outputs: dict, started: float) -> dict:
-    """registered.json (+ registered.html) naming the equal version; nothing is registered."""
+def record(client: MlflowClient, name: str, twin: ModelVersion, started: float) -> dict:
+    """registered.json naming the equal version (written with registration.write_record and the
+    twin's tags); nothing is registered."""
     version = str(twin.version)
     aliases = sorted(client.get_model_version(name, version).aliases)  # search leaves aliases out
     reason = f"identical to v{version} (same model file, data, params and code): nothing new registered"
-    rec = {
+    log.info("%s: this retrain is identical to v%s; no new version registered", name, version)
+    return {
         "model_name": name,
         "version": version,
         "identical_to": version,
@@ -53,12 +53,3 @@ def record(client: MlflowClient, name: str, twin: ModelVersion, outputs: dict, s
         "gate": {"promote": False, "reason": reason, "champion_version": None},
         "seconds": round(time.perf_counter() - started, 2),
     }
-    manifest.write_json(rec, outputs["record"])
-    if outputs.get("page"):
-        tags = twin.tags
-        page = report_header.registered_page(
-            rec, tags.get("git.commit", "unknown"), tags.get("git.dirty") == "true"
-        )
-        Path(outputs["page"]).write_text(page, encoding="utf-8")
-    log.info("%s: this retrain is identical to v%s; no new version registered", name, version)
-    return rec

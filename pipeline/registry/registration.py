@@ -48,9 +48,10 @@ def decide(
         champ, rescored = champion_metrics(client, champion, hashes["test"], splits_dir, cfg)
     summary_path = models_dir / "train_summary.json"
     train_summary = manifest.read_json(summary_path) if summary_path.is_file() else {}
-    decision = gate.fresh_run_only(gate.decide(flat_metrics(metrics), champ, cfg.gate), train_summary)
+    flat = flat_metrics(metrics)
+    decision = gate.fresh_run_only(gate.decide(flat, champ, cfg.gate), train_summary)
     label_map = manifest.read_json(models_dir / "label_map.json")
-    below = gate_floor.failures(flat_metrics(metrics), cfg.gate.min, len(label_map.get("classes") or ()))
+    below = gate_floor.failures(flat, cfg.gate.min, len(label_map.get("classes") or ()))
     decision = gate_floor.apply(decision, below)
     tags = version_tags(cfg, metrics, hashes) | gate_record.gate_tags(
         decision, champion, champ, rescored, cfg

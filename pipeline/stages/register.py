@@ -137,7 +137,9 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     verdict = registration.decide(client, cfg, inputs["model"], inputs["splits"], read.metrics, read.hashes)
     twin = identical.find(client, name, verdict.tags) if registry.dvc_experiment() is None else None
     if twin is not None:  # same model, data, params and code as a version: register nothing new
-        return identical.record(client, name, twin, outputs, started)
+        record = identical.record(client, name, twin, started)
+        registration.write_record(record, twin.tags, outputs)
+        return record
     content, train_run, report_dirs, experiment = _run_content(client, cfg, inputs, read, verdict.tags)
     run_name = f"{name}-exp-{experiment}" if experiment else f"{name}-register"
     run = _log_run(client, exp_id, content, train_run, report_dirs, inputs["model"], read, run_name)

@@ -60,6 +60,37 @@ def _register(
     return str(client.create_model_version("m", "file:///x", run.info.run_id, tags=tags).version)
 
 
+def _data_pipeline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dvc_yaml: str, evaluate: str, params: str | None = None
+) -> tuple[Path, Path]:
+    """(source file, repo): a committed git + DVC project whose ingest copies $SRC (value 0.8) into
+    data/raw and whose evaluate writes a metric from it (INGEST, EVALUATE below)."""
+    source = tmp_path / "source.txt"
+    source.write_text("0.8")
+    monkeypatch.setenv("SRC", str(source))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+    (repo / "dvc.yaml").write_text(dvc_yaml)
+    (repo / "ingest.py").write_text(INGEST)
+    (repo / "evaluate.py").write_text(evaluate)
+    if params is not None:
+        (repo / "params.yaml").write_text(params)
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "pipeline")
+    return source, repo
+
+
+def _use_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repo: Path) -> str:
+    """An MLflow sqlite store under tmp_path for this process and its children; cwd = repo."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(repo)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
 def test_reproduce_compares_the_registered_revision(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
@@ -70,10 +101,7 @@ def test_reproduce_compares_the_registered_revision(
     (repo / "dvc.yaml").write_text(DVC_YAML)
     old = _commit(repo, 0.75)
     new = _commit(repo, 0.5)  # HEAD moves on: reproducing v1 must use the old code
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(repo)
-    mlflow.set_tracking_uri(uri)
+    uri = _use_registry(tmp_path, monkeypatch, repo)
     client = MlflowClient(uri)
     good = _register(client, old, 0.75)
     drifted = _register(client, new, 0.70)  # code at `new` yields 0.5: not reproducible
@@ -159,25 +187,11 @@ def test_reproduce_uses_the_revisions_data_not_the_changed_source(
     """A nightly version: dvc.lock committed by the flow's step; the source changes afterwards."""
     from flows.lock_commit import commit_dvc_lock
 
-    source = tmp_path / "source.txt"
-    source.write_text("0.8")
-    monkeypatch.setenv("SRC", str(source))
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    _git(repo, "init", "-q")
-    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
-    (repo / "dvc.yaml").write_text(DATA_DVC_YAML)
-    (repo / "ingest.py").write_text(INGEST)
-    (repo / "evaluate.py").write_text(EVALUATE)
-    _git(repo, "add", "-A")
-    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "pipeline")
+    source, repo = _data_pipeline(tmp_path, monkeypatch, DATA_DVC_YAML, EVALUATE)
     subprocess.run([sys.executable, "-m", "dvc", "repro", "-q"], cwd=repo, check=True)
     commit = commit_dvc_lock(repo, "nightly: dvc.lock").head
     assert "data/raw" in _git(repo, "show", f"{commit}:dvc.lock")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(repo)
-    mlflow.set_tracking_uri(uri)
+    uri = _use_registry(tmp_path, monkeypatch, repo)
     version = _register(MlflowClient(uri), commit, 0.8)
 
     source.write_text("0.3")  # new data arrived at the source since that nightly run
@@ -206,27 +220,14 @@ def test_first_uncommitted_run_is_reproduced_from_the_files_stored_with_it(
     from pipeline.core.provenance import git_revision
     from pipeline.registry import run_content
 
-    source = tmp_path / "source.txt"
-    source.write_text("0.8")
-    monkeypatch.setenv("SRC", str(source))
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    _git(repo, "init", "-q")
-    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
-    (repo / "dvc.yaml").write_text(SCALED_DVC_YAML)
-    (repo / "ingest.py").write_text(INGEST)
-    (repo / "evaluate.py").write_text(SCALED_EVALUATE)
-    (repo / "params.yaml").write_text("evaluate: {bootstrap: 100}\n")
-    _git(repo, "add", "-A")
-    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "pipeline")
+    source, repo = _data_pipeline(
+        tmp_path, monkeypatch, SCALED_DVC_YAML, SCALED_EVALUATE, params="evaluate: {bootstrap: 100}\n"
+    )
     (repo / "params.yaml").write_text("evaluate: {bootstrap: 50}\n")  # the run's params, never committed
     subprocess.run([sys.executable, "-m", "dvc", "repro", "-q"], cwd=repo, check=True)
     commit, dirty = git_revision(repo)
     assert dirty and "dvc.lock" not in _git(repo, "ls-tree", "--name-only", commit)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(repo)
-    mlflow.set_tracking_uri(uri)
+    uri = _use_registry(tmp_path, monkeypatch, repo)
     stored, _ = run_content.report_artifacts({})  # what the register stage logs from the project root
     assert sorted(p.name for _, p in stored) == ["dvc.lock", "params.yaml"]
     version = _register(MlflowClient(uri), commit, 0.4, dirty=True, files=stored)

@@ -101,3 +101,12 @@ def test_below_the_floor_never_promotes_even_without_a_champion():
     assert verdict.reason.endswith("registered without an alias")
     passing = gate.decide({"roc_auc": 0.9, "sensitivity": 0.8, "balanced_accuracy": 0.8}, None, cfg)
     assert gate_floor.apply(passing, []) is passing
+
+
+def test_floor_metrics_are_the_headline_keys_where_higher_is_better():
+    """config.floors cannot import the evaluation layer, so it lists the keys itself: keep them in step."""
+    from pipeline.config.floors import FLOOR_METRICS
+    from pipeline.evaluation.metrics import HEADLINE
+
+    higher_is_better = [m for m in HEADLINE if m != "ece"]
+    assert sorted(FLOOR_METRICS) == sorted([*higher_is_better, *(f"patient_{m}" for m in higher_is_better)])
