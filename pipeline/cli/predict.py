@@ -8,7 +8,9 @@ MODEL is one of
                                   threshold comes from --metrics (default reports/metrics.json),
                                   TTA from the diagnostics.json beside it
 The tracking URI is MLFLOW_TRACKING_URI, else params.yaml's registry.tracking_uri.
-Directories are searched recursively for image files. --heatmap DIR writes one slide heat map per
+Directories are searched recursively for image files (PNG, JPEG, TIFF, BMP and DICOM .dcm). The
+files are read here and handed to the model as bytes, under the serving limits (bytes and pixels
+per image, pipeline.serving.limits), as a served request would be. --heatmap DIR writes one slide heat map per
 IDC patient (file names <pid>_idx5_x<X>_y<Y>_class<C>.png) to DIR/<pid>.png.
 """
 
@@ -20,6 +22,7 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +30,7 @@ import pandas as pd
 
 from pipeline.core import manifest
 from pipeline.core.errors import MedpipeError
+from pipeline.serving.limits import Limits
 from pipeline.serving.predictor import DEFAULT_BATCH, Predictor, image_files
 
 log = logging.getLogger(__name__)
@@ -69,7 +73,12 @@ def load_predictor(ref: str, metrics_path: Path | None = None, threshold: float 
         except Exception as exc:  # noqa: BLE001 - MLflow raises many types for a missing model
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise MedpipeError(f"cannot load MLflow model {uri}: {first}") from exc
+        from pipeline.serving.pyfunc_model import check_contract
+
+        schema = loaded.metadata.get_input_schema()
         predictor = getattr(loaded.unwrap_python_model(), "predictor", None)
+        if predictor is not None and schema is not None:
+            check_contract(schema.input_names(), uri)
         if predictor is None:
             raise MedpipeError(
                 f"{uri} is not a medpipe pyfunc model (registered before MLflow model logging?)"
@@ -82,12 +91,33 @@ def load_predictor(ref: str, metrics_path: Path | None = None, threshold: float 
     return predictor
 
 
+class FileBytes(Sequence):
+    """The files' bytes, read one slice (a batch) at a time and checked against the limits."""
+
+    def __init__(self, files: list[Path], limits: Limits):
+        self.files, self.limits = files, limits
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _read(self, path: Path) -> bytes:
+        data = path.read_bytes()
+        self.limits.check_image(data, str(path))
+        return data
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._read(p) for p in self.files[index]]
+        return self._read(self.files[index])
+
+
 def predict_files(predictor: Predictor, inputs: list[str], batch_size: int = DEFAULT_BATCH) -> pd.DataFrame:
     files = image_files(inputs)
     if not files:
         raise MedpipeError("no image files to score")
     paths = [str(p) for p in files]
-    return pd.concat([pd.DataFrame({"path": paths}), predictor.predict(paths, batch_size)], axis=1)
+    scores = predictor.predict(FileBytes(files, Limits.from_env()), batch_size, names=paths)
+    return pd.concat([pd.DataFrame({"path": paths}), scores], axis=1)
 
 
 def write_heatmaps(table: pd.DataFrame, predictor: Predictor, out_dir: Path) -> list[Path]:

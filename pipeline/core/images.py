@@ -86,12 +86,19 @@ def read(path: str | Path, channels: int = 3, window: Window = None) -> np.ndarr
 
 
 def preprocess(path: str | Path, size: int, channels: int = 3, window: Window = None) -> np.ndarray:
-    """Decode and resize to size x size (INTER_AREA when shrinking). uint8 HxWxC.
+    """Decode the file and resize to size x size (see preprocess_bytes). uint8 HxWxC."""
+    return preprocess_bytes(Path(path).read_bytes(), size, channels, window)
+
+
+def preprocess_bytes(data: bytes, size: int, channels: int = 3, window: Window = None) -> np.ndarray:
+    """Decode image bytes and resize to size x size (INTER_AREA when shrinking). uint8 HxWxC.
 
     `window` = the dataset's (lo, hi) intensity range for images deeper than 8 bits (recorded by
-    validate, carried in label_map.json); None keeps the per-image fallback.
+    validate, carried in label_map.json); None keeps the per-image fallback. The served model
+    (pipeline.serving) calls this on uploaded bytes, the stages through preprocess on files: the
+    same numbers either way.
     """
-    img = read(path, channels, window)
+    img = decode(data, channels, window)
     if img.shape[0] != size or img.shape[1] != size:
         interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
         img = cv2.resize(img, (size, size), interpolation=interp)

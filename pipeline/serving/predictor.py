@@ -1,8 +1,10 @@
 """Scoring new images with a trained model: the one prediction path of `medpipe predict` and of the
-MLflow pyfunc model (pipeline.serving.pyfunc_model).
+MLflow pyfunc model (pipeline.serving.pyfunc_model). It takes encoded image bytes, never paths: the
+pyfunc gets them from the request (pipeline.serving.contract), `medpipe predict` from the files it
+was given.
 
-Preprocessing is the pipeline's own: `images.preprocess(path, image_size, channels, window)` with the
-values the model was trained with (label_map.json). Probabilities are the model's softmax, averaged
+Preprocessing is the pipeline's own: `images.preprocess_bytes(data, image_size, channels, window)`
+(what the preprocess stage runs on files) with the values the model was trained with (label_map.json). Probabilities are the model's softmax, averaged
 over the trained flips when the evaluate stage used TTA, so they match reports/eval/predictions.csv.
 The label applies the operating threshold the evaluate stage chose on val (binary tasks: positive
 when P(positive) >= threshold) or the argmax (multi-class tasks, or no threshold recorded).
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
@@ -23,7 +26,7 @@ from pipeline.core.errors import DataError
 from pipeline.core.label_map import LabelMap
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm")
 DEFAULT_BATCH = 64
 
 
@@ -79,16 +82,24 @@ class ServingConfig:
         return [self.classes[i] for i in idx]
 
 
-def load_batch(paths: Sequence[str], cfg: ServingConfig) -> np.ndarray:
-    """uint8 (N, S, S, C) via images.preprocess (arrays.build.decode_all, the evaluate stage's
-    decoder); DataError naming the first unreadable file."""
-    from pipeline.arrays.build import decode_all
+def load_batch(data: Sequence[bytes], cfg: ServingConfig, names: Sequence[str]) -> np.ndarray:
+    """uint8 (N, S, S, C) through images.preprocess_bytes (the preprocess stage's decode + resize);
+    DataError naming the first undecodable image."""
+    from pipeline.core import images
 
-    return decode_all(list(paths), cfg.image_size, cfg.channels, tuple(cfg.window) if cfg.window else None)
+    window = tuple(cfg.window) if cfg.window else None
+    out = np.empty((len(data), cfg.image_size, cfg.image_size, cfg.channels), np.uint8)
+    for i, (blob, name) in enumerate(zip(data, names, strict=True)):
+        try:
+            out[i] = images.preprocess_bytes(blob, cfg.image_size, cfg.channels, window)
+        except (ValueError, OSError, cv2.error) as exc:  # DecodeError is a ValueError
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise DataError(f"{name}: not a decodable image ({reason})") from exc
+    return out
 
 
 class Predictor:
-    """A Keras model plus its ServingConfig: image paths -> DataFrame(p_<class>..., label)."""
+    """A Keras model plus its ServingConfig: encoded images -> DataFrame(p_<class>..., label)."""
 
     def __init__(self, model, cfg: ServingConfig):
         self.model = model
@@ -105,21 +116,27 @@ class Predictor:
             load_model(Path(models_dir) / "model.keras"), ServingConfig.from_label_map(label_map, metrics)
         )
 
-    def proba(self, paths: Sequence[str], batch_size: int = DEFAULT_BATCH) -> np.ndarray:
-        paths = [str(p) for p in paths]
+    def proba(
+        self, data: Sequence[bytes], batch_size: int = DEFAULT_BATCH, names: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """Softmax per image. `data` may be lazy (sliced one batch at a time); `names` label errors
+        (default "row <i>")."""
         n_classes = len(self.cfg.classes)
-        if not paths:
+        names = list(names) if names is not None else [f"row {i}" for i in range(len(data))]
+        if not len(data):
             return np.zeros((0, n_classes), np.float32)
         from pipeline.training.predict import IDENTITY_VIEW, predict_batch, tta_views
 
         # the same per-batch prediction (and TTA views) as the evaluate stage's predict_images
         views = tta_views(self.model) if self.cfg.tta else [IDENTITY_VIEW]
         out = []
-        starts = range(0, len(paths), max(1, int(batch_size)))
-        for start in tqdm(starts, desc="predict", unit="batch", disable=None, leave=False):
-            out.append(
-                predict_batch(self.model, load_batch(paths[start : start + batch_size], self.cfg), views)
-            )
+        batch_size = max(1, int(batch_size))
+        for start in tqdm(
+            range(0, len(data), batch_size), desc="predict", unit="batch", disable=None, leave=False
+        ):
+            stop = start + batch_size
+            batch = load_batch(data[start:stop], self.cfg, names[start:stop])
+            out.append(predict_batch(self.model, batch, views))
         proba = np.concatenate(out).astype(np.float32)
         if proba.shape[1] != n_classes:
             raise DataError(
@@ -127,8 +144,10 @@ class Predictor:
             )
         return proba
 
-    def predict(self, paths: Sequence[str], batch_size: int = DEFAULT_BATCH) -> pd.DataFrame:
-        proba = self.proba(paths, batch_size)
+    def predict(
+        self, data: Sequence[bytes], batch_size: int = DEFAULT_BATCH, names: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        proba = self.proba(data, batch_size, names)
         frame = pd.DataFrame(proba.astype(np.float64), columns=self.cfg.columns)
         frame["label"] = self.cfg.labels(proba)
         return frame

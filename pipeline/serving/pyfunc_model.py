@@ -1,6 +1,12 @@
-"""The registered model as an MLflow pyfunc model: image paths in, `p_<class>` columns + `label` out.
+"""The registered model as an MLflow pyfunc model: image bytes in, `p_<class>` columns + `label` out.
 
-    mlflow.pyfunc.load_model("models:/medpipe-idc@champion").predict(pd.DataFrame({"path": [...]}))
+    model = mlflow.pyfunc.load_model("models:/medpipe-idc@champion")
+    model.predict(pd.DataFrame({"image": [Path("patch.png").read_bytes()]}))
+
+The input contract (an `image` column of bytes; `path` only for local batch use under allowed
+roots; request limits) is pipeline.serving.contract; refusals reach the client as one line
+(ScoringRefused), never a traceback. Versions registered before this contract took `path`
+(check_contract names them).
 
 The model directory (logged under the run's `model/` artifacts, the version's source) holds:
     MLmodel, python_env.yaml, requirements.txt    MLflow's metadata; signature + input example
@@ -18,17 +24,24 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 import shutil
 import tempfile
 from pathlib import Path
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
+from mlflow.protos.databricks_pb2 import BAD_REQUEST, INTERNAL_ERROR
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
 from pipeline.core import manifest
+from pipeline.core.errors import MedpipeError
+from pipeline.serving.contract import IMAGE, PATH
 from pipeline.serving.predictor import DEFAULT_BATCH, ServingConfig
+
+log = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # pipeline/
 ENTRY = Path(__file__).with_name("pyfunc_entry.py")
@@ -40,7 +53,23 @@ KERAS_FILE, LABEL_MAP_FILE, SERVING_FILE, SUMMARY_FILE = (
 )
 # What the pyfunc needs at load time (the pipeline package rides along as code).
 _REQUIREMENTS = ("mlflow", "keras", "tensorflow-cpu", "tensorflow", "jax", "numpy", "pandas")
-_REQUIREMENTS += ("opencv-python-headless", "pyyaml", "tqdm", "scikit-learn", "scipy")
+_REQUIREMENTS += ("opencv-python-headless", "pyyaml", "tqdm", "scikit-learn", "scipy", "pillow", "pydicom")
+INTERNAL = "internal error while scoring; the details are in the server log"
+
+
+class ScoringRefused(MlflowException):
+    """An MlflowException whose one-line message stays one line. MLflow's scoring server rewrites
+    `e.message` of a model's MlflowException to prepend the request's DataFrame repr
+    (mlflow.pyfunc.scoring_server.invocations); the first message set is kept. Created without a
+    stack trace, so the JSON answer is {"error_code", "message"} only."""
+
+    @property
+    def message(self) -> str:
+        return self.__dict__.get("_one_line", "")
+
+    @message.setter
+    def message(self, value) -> None:
+        self.__dict__.setdefault("_one_line", " ".join(str(value).split()))
 
 
 class MedpipeModel(mlflow.pyfunc.PythonModel):
@@ -57,17 +86,26 @@ class MedpipeModel(mlflow.pyfunc.PythonModel):
         self.predictor = Predictor(model, cfg)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        if "path" not in frame.columns:
-            raise ValueError(f"input needs a 'path' column of image files; got columns {list(frame.columns)}")
-        batch = int((params or {}).get("batch_size") or DEFAULT_BATCH)
-        return self.predictor.predict(frame["path"].astype(str).tolist(), batch_size=batch)
+        from pipeline.serving.contract import request_images
+        from pipeline.serving.limits import Limits
+        from pipeline.serving.paths import PathPolicy
+
+        try:
+            batch = int((params or {}).get("batch_size") or DEFAULT_BATCH)
+            data = request_images(model_input, Limits.from_env(), PathPolicy.from_env())
+            return self.predictor.predict(data, batch_size=batch)
+        except MedpipeError as exc:
+            raise ScoringRefused(str(exc), error_code=BAD_REQUEST) from None
+        except Exception:  # noqa: BLE001 - the client gets one line, the log the traceback
+            log.exception("scoring failed")
+            raise ScoringRefused(INTERNAL, error_code=INTERNAL_ERROR) from None
 
 
 def signature(cfg: ServingConfig) -> ModelSignature:
+    """`image` (bytes) or, for local batch use only, `path`; both optional so either may be sent."""
     outputs = [ColSpec("double", c) for c in cfg.columns] + [ColSpec("string", "label")]
     return ModelSignature(
-        inputs=Schema([ColSpec("string", "path")]),
+        inputs=Schema([ColSpec("binary", IMAGE, required=False), ColSpec("string", PATH, required=False)]),
         outputs=Schema(outputs),
         params=ParamSchema([ParamSpec("batch_size", "long", DEFAULT_BATCH)]),
     )
@@ -106,7 +144,7 @@ def save(models_dir: Path, metrics: dict, dst: Path, example_paths: list[str]) -
             artifacts=artifacts,
             code_paths=[str(code)],
             signature=signature(cfg),
-            input_example=pd.DataFrame({"path": [str(p) for p in example_paths[:2]]})
+            input_example=pd.DataFrame({IMAGE: [Path(p).read_bytes() for p in example_paths[:1]]})
             if example_paths
             else None,
             pip_requirements=requirements(),
@@ -115,6 +153,15 @@ def save(models_dir: Path, metrics: dict, dst: Path, example_paths: list[str]) -
             },
         )
     return cfg
+
+
+def check_contract(input_names: list[str], uri: str) -> None:
+    """A clear line for a version registered before the image-bytes contract (it took `path`)."""
+    if IMAGE not in input_names:
+        raise MedpipeError(
+            f"{uri} was registered before medpipe models took image bytes (its signature takes "
+            f"{input_names}); register a new version with this code (dvc repro register) and score that"
+        )
 
 
 def keras_files(model_dir: Path) -> Path:

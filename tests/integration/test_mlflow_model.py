@@ -22,17 +22,23 @@ from pipeline.registry import client as registry
 from pipeline.stages import register
 
 
-def test_pyfunc_probabilities_equal_evaluate_predictions(registered_champion_project) -> None:
+def test_pyfunc_probabilities_equal_evaluate_predictions(registered_champion_project, monkeypatch) -> None:
     root, record = registered_champion_project
     table = pd.read_csv(root / "reports/eval/predictions.csv")
     assert list(table.columns) == ["path", "split", "label", "p_non_idc", "p_idc", "predicted"]
     assert sorted(table["split"].unique()) == ["test", "val"]
     model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
-    out = model.predict(table[["path"]], params={"batch_size": 7})
+    images = pd.DataFrame({"image": [(root / p).read_bytes() for p in table["path"]]})
+    out = model.predict(images, params={"batch_size": 7})
     assert list(out.columns) == ["p_non_idc", "p_idc", "label"]
     diff = np.abs(out[["p_non_idc", "p_idc"]].to_numpy() - table[["p_non_idc", "p_idc"]].to_numpy())
     assert diff.max() < 1e-4, diff.max()
     assert (out["label"] == table["predicted"]).all()
+    with pytest.raises(mlflow.MlflowException, match="row 0: path refused"):  # no roots, no paths
+        model.predict(table[["path"]].head(2))
+    monkeypatch.setenv("MEDPIPE_SERVING_PATH_ROOTS", str(root / "images"))  # local batch use
+    by_path = model.predict(table[["path"]].head(5))
+    assert np.abs(by_path["p_idc"].to_numpy() - out["p_idc"].head(5).to_numpy()).max() < 1e-6
     metrics = json.loads((root / "reports/metrics.json").read_text())
     serving = json.loads(
         Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}@champion"))
@@ -41,7 +47,7 @@ def test_pyfunc_probabilities_equal_evaluate_predictions(registered_champion_pro
     )
     assert serving["threshold"] == pytest.approx(metrics["threshold"]) and serving["tta"] is True
     sig = model.metadata.signature
-    assert sig.inputs.input_names() == ["path"] and sig.outputs.input_names() == [
+    assert sig.inputs.input_names() == ["image", "path"] and sig.outputs.input_names() == [
         "p_non_idc",
         "p_idc",
         "label",
