@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
@@ -16,6 +16,8 @@ from pipeline.config import from_dict
 from pipeline.core import manifest
 from pipeline.core import pseudonym as pseudonym_module
 from pipeline.core.errors import ConfigError, DataError
+from pipeline.formats import get
+from pipeline.formats.base import RawFile
 from pipeline.stages import regroup
 
 INPUTS = {"raw": Path("data/raw"), "manifest": Path("data/manifests/raw.csv")}
@@ -207,3 +209,12 @@ def test_missing_table_and_missing_column_are_one_line_errors_quoting_no_cell(in
 def test_table_keys_are_checked_at_load(table, message):
     with pytest.raises(ConfigError, match=message):
         from_dict({"data": {"format": "table", "table": table}})
+
+
+def test_imagefolder_skips_a_metadata_table_in_its_own_folder(tmp_path):
+    """Ingest now keeps tables: a `meta/info.csv` beside class folders is skipped, not a class."""
+    rels = ["a/1.png", "b/2.png", "meta/info.csv"]
+    files = [RawFile(f"data/raw/{r}", PurePosixPath(r), 1, "0" * 64) for r in rels]
+    result = get("imagefolder").regroup(files, from_dict({"data": {"format": "imagefolder"}}).data, tmp_path)
+    assert result.classes == ["a", "b"]
+    assert result.skipped == [("data/raw/meta/info.csv", "not an image (.csv)", "")]
