@@ -164,16 +164,27 @@ def test_parquet_official_split_synonyms_and_a_bad_split_value(in_tmp):
     images = [f"{i}.png" for i in range(5)]
     ingest(images)
     table = pd.DataFrame(
-        {"path": images, "y": [0, 1, 0, 1, 0], "fold": ["Training", "valid", "TEST", "", "later"]}
+        {
+            "path": [*images, "labels.parquet"],  # the last row lists the table itself
+            "y": [0, 1, 0, 1, 0, 1],
+            "fold": ["Training", "valid", "TEST", "", "later", ""],
+        }
     )
     ingest([], table, "labels.parquet")
     cfg = {"file": "labels.parquet", "label_column": "y", "split_column": "fold"}
     regroup.run(from_dict({"data": {"format": "table", "table": cfg}}), dict(INPUTS), dict(OUTPUTS))
-    df, _ = outputs()
+    df, skipped = outputs()
     assert df["source_split"].fillna("-").tolist() == ["train", "val", "test", "-", "-"]
     assert df["class_name"].fillna("-").tolist() == ["0", "1", "0", "1", "-"]
     assert df["format_error"].dropna().tolist() == [
         "fold is 'later' in row 5; expected train, val, test or a synonym"
+    ]
+    assert skipped.values.tolist() == [
+        [
+            "data/raw/labels.parquet",
+            "the label table (data.table.file)",
+            "also listed in labels.parquet row 6",
+        ]
     ]
 
 
