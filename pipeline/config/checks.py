@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.config.floors import check_floors
 from pipeline.config.naming import name_problem
+from pipeline.config.table_checks import TABLE_CHECKS
 from pipeline.config.train_checks import TRAIN_CHECKS
 from pipeline.core.redact import has_userinfo, redact
 
@@ -105,4 +106,5 @@ CROSS_CHECKS = (
     _model_name,
     check_floors,
     *TRAIN_CHECKS,
+    *TABLE_CHECKS,
 )

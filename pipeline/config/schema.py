@@ -24,7 +24,7 @@ from pipeline.config.types import (
     Workers,
 )
 
-FORMATS = ("idc", "breakhis", "chest_xray", "tb", "imagefolder", "medmnist")
+FORMATS = ("idc", "breakhis", "chest_xray", "tb", "imagefolder", "medmnist", "table")
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,22 @@ class SampleConfig:
 
 
 @dataclass(frozen=True)
+class TableConfig:
+    """data.format table: labels (and patients, official splits) read from a CSV/TSV/Parquet table
+    beside the images (pipeline/formats/table.py; docs/data.md#label-tables)."""
+
+    file: str | None = None  # the table, relative to data.source: labels.csv | .tsv | .parquet
+    path_column: str = "path"  # image path relative to data.source (not to the table's folder)
+    label_column: str | None = None  # one class name per row ...
+    class_columns: tuple[str, ...] = ()  # ... or one 0/1 column per class (one-vs-rest)
+    patient_column: str | None = None  # pseudonymised at regroup; null = one patient per image
+    split_column: str | None = None  # official split (train/val/test + synonyms)
+
+
+@dataclass(frozen=True)
 class DataConfig:
     source: str = "sample"  # sample | local dir | .zip/.tar(.gz) | s3://bucket/prefix
-    format: Literal["idc", "breakhis", "chest_xray", "tb", "imagefolder", "medmnist"] = "idc"
+    format: Literal["idc", "breakhis", "chest_xray", "tb", "imagefolder", "medmnist", "table"] = "idc"
     sample: SampleConfig = field(default_factory=SampleConfig)
     s3_endpoint_url: str | None = None
     s3_workers: Annotated[int, Range(ge=1, le=512)] = 8
@@ -51,6 +64,7 @@ class DataConfig:
     classes: Literal["binary", "three"] = "binary"  # chest_xray
     patient_regex: str | None = None  # imagefolder
     positive_class: str | None = None  # name of the positive class; default: adapter's choice
+    table: TableConfig = field(default_factory=TableConfig)  # table
 
 
 @dataclass(frozen=True)

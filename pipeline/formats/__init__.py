@@ -2,7 +2,8 @@
 
 Every adapter has `name`, `example` (a path below data/raw that fits, for error messages) and
 `regroup(files, data, extracted) -> Regrouped` (see pipeline/formats/base.py). Path formats read
-labels from names and folders; medmnist unpacks an .npz into `extracted`.
+labels from names and folders; medmnist unpacks an .npz into `extracted`; table reads a label
+table beside the images.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pipeline.formats.chest_xray import ChestXrayAdapter
 from pipeline.formats.idc import IdcAdapter
 from pipeline.formats.imagefolder import ImageFolderAdapter
 from pipeline.formats.medmnist import MedmnistAdapter
+from pipeline.formats.table import TableAdapter
 from pipeline.formats.tb import TbAdapter
 
 
@@ -37,6 +39,7 @@ ADAPTERS: dict[str, Adapter] = {
         TbAdapter(),
         ImageFolderAdapter(),
         MedmnistAdapter(),
+        TableAdapter(),
     )
 }
 assert set(ADAPTERS) == set(FORMATS), "pipeline.config.FORMATS and the adapter registry disagree"

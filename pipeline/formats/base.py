@@ -72,13 +72,13 @@ class Regrouped:
     positive: str | None
     rows: list[dict[str, Any]]
     ignored: Counter[str] = field(default_factory=Counter)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) of every ignored file
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (path, reason, detail) of each
     notes: dict[str, Any] = field(default_factory=dict)
 
-    def skip(self, path: str, reason: str) -> None:
-        """Leave a file out: counted by reason and listed in data/interim/skipped.csv."""
+    def skip(self, path: str, reason: str, detail: str = "") -> None:
+        """Leave a file (or a label-table row) out: counted by reason, listed in data/interim/skipped.csv."""
         self.ignored[reason] += 1
-        self.skipped.append((path, reason))
+        self.skipped.append((path, reason, detail))
 
 
 def common_ignore(rel: PurePosixPath, suffixes: frozenset[str] = IMAGE_SUFFIXES) -> str | None:

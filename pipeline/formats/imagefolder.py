@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from pipeline.config import DataConfig
+from pipeline.config.table_checks import TABLE_SUFFIXES
 from pipeline.core.errors import ConfigError, DataError
 from pipeline.formats.base import FormatIssue, Parsed, PathAdapter, RawFile, Regrouped
 
@@ -103,6 +104,8 @@ def refuse_imageless_classes(
     for f in files:
         parts = f.rel.parts[layout.strip :]
         reason = adapter.ignore(f.rel, data)
+        if f.rel.suffix.lower() in TABLE_SUFFIXES:  # a metadata table (ingest keeps them) is no image
+            continue
         if len(parts) >= 2 and parts[0] not in layout.classes and reason and not reason.startswith("hidden"):
             skipped.setdefault(parts[0], []).append(f"{f.rel.name} ({reason})")
     if skipped:

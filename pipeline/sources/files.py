@@ -14,7 +14,8 @@ from pipeline.core.errors import DataError
 
 log = logging.getLogger(__name__)
 
-# Files ingest mirrors (and lists in the raw manifest). .npz carries MedMNIST arrays.
+# Files ingest mirrors (and lists in the raw manifest). .npz carries MedMNIST arrays; .csv, .tsv and
+# .parquet carry label tables (data.format table).
 DATA_SUFFIXES = frozenset(
     {
         ".png",
@@ -30,6 +31,9 @@ DATA_SUFFIXES = frozenset(
         ".ppm",
         ".pnm",
         ".npz",
+        ".csv",
+        ".tsv",
+        ".parquet",
     }
 )
 # OS clutter that is never data (compared lower-case); names starting with "." are skipped too.

@@ -81,7 +81,7 @@ def drop_copies(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def skipped_frame(result: Regrouped, copies: pd.DataFrame) -> pd.DataFrame:
     """Every raw file that is not a manifest row, with the reason (validate counts them)."""
-    ignored = pd.DataFrame(result.skipped, columns=["path", "reason"]).assign(detail="")
+    ignored = pd.DataFrame(result.skipped, columns=SKIPPED_COLUMNS)
     frames = [f for f in (ignored, copies) if len(f)]
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SKIPPED_COLUMNS)
     return out[SKIPPED_COLUMNS].sort_values("path", kind="stable").reset_index(drop=True)

@@ -21,6 +21,7 @@ from helpers.bad_files import (
 )
 
 from pipeline.config import from_dict
+from pipeline.config.table_checks import TABLE_SUFFIXES
 from pipeline.core import images, manifest
 from pipeline.core.errors import DataError
 from pipeline.formats import get
@@ -119,7 +120,7 @@ def test_real_kermany_names_parse(name, patient, kind):
 
 
 def test_decodable_suffixes_reach_the_adapter():
-    assert IMAGE_SUFFIXES | {".npz"} == DATA_SUFFIXES
+    assert IMAGE_SUFFIXES | {".npz", *TABLE_SUFFIXES} == DATA_SUFFIXES  # arrays and label tables too
     assert {".webp", ".gif"} <= IMAGE_SUFFIXES
 
 
@@ -133,8 +134,8 @@ def test_skipped_files_are_listed_with_their_reason(tmp_path):
     result = get("imagefolder").regroup(files, data, tmp_path)
     assert result.classes == ["a", "b"]
     assert result.skipped == [
-        ("data/raw/b/arrays.npz", "not an image (.npz)"),
-        ("data/raw/b/notes.npz", "not an image (.npz)"),
+        ("data/raw/b/arrays.npz", "not an image (.npz)", ""),
+        ("data/raw/b/notes.npz", "not an image (.npz)", ""),
     ]
     assert result.ignored == {"not an image (.npz)": 2}
 
