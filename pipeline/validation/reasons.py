@@ -32,12 +32,12 @@ REASONS: dict[str, str] = {
     NOT_AN_IMAGE: "no known image signature and OpenCV cannot decode it (text, random bytes, ...)",
     TRUNCATED: "a PNG without its IEND chunk or a JPEG without its FFD9 end marker",
     TOO_LARGE: "header dimensions exceed max_pixels or max_side (decompression-bomb guard)",
-    UNDECODABLE: "an image signature is present but OpenCV fails to decode the data",
+    UNDECODABLE: "an image signature is present but OpenCV (or, for DICOM, pydicom: detail names why) fails to decode it",
     TOO_SMALL: "height or width is below min_side",
     UNEXPECTED_CHANNELS: "decoded channel count is not 1 (gray), 3 (colour) or 4 (colour + alpha)",
-    UNSUPPORTED_DTYPE: "decoded sample type is not uint8 or uint16",
+    UNSUPPORTED_DTYPE: "decoded sample type is not uint8, uint16 or float32 (DICOM values after rescale)",
     DUPLICATE: "byte-identical to an earlier row (detail names it): a leak risk across splits",
 }
 
 VALID_CHANNELS = (1, 3, 4)
-VALID_DTYPES = ("uint8", "uint16")
+VALID_DTYPES = ("uint8", "uint16", "float32")
