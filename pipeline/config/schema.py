@@ -24,7 +24,7 @@ from pipeline.config.types import (
     Workers,
 )
 
-FORMATS = ("idc", "breakhis", "chest_xray", "tb", "imagefolder", "medmnist")
+FORMATS = ("idc", "breakhis", "chest_xray", "tb", "imagefolder", "medmnist", "dicom")
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,19 @@ class SampleConfig:
 
 
 @dataclass(frozen=True)
+class DicomConfig:
+    """data.format: dicom. frames: multi-frame files -> frame 0 | every frame its own image (regroup
+    writes single-frame copies into extracted/) | a format_error row. voi: the file's own VOI LUT or
+    window when present | always the dataset intensity window (regroup writes VOI-less copies)."""
+
+    frames: Literal["first", "each", "refuse"] = "first"
+    voi: Literal["header", "dataset"] = "header"
+
+
+@dataclass(frozen=True)
 class DataConfig:
     source: str = "sample"  # sample | local dir | .zip/.tar(.gz) | s3://bucket/prefix
-    format: Literal["idc", "breakhis", "chest_xray", "tb", "imagefolder", "medmnist"] = "idc"
+    format: Literal["idc", "breakhis", "chest_xray", "tb", "imagefolder", "medmnist", "dicom"] = "idc"
     sample: SampleConfig = field(default_factory=SampleConfig)
     s3_endpoint_url: str | None = None
     s3_workers: Annotated[int, Range(ge=1, le=512)] = 8
@@ -50,6 +60,7 @@ class DataConfig:
     label: Literal["class", "tumor_type"] = "class"  # breakhis: benign/malignant | the 8 tumour types
     classes: Literal["binary", "three"] = "binary"  # chest_xray
     patient_regex: str | None = None  # imagefolder
+    dicom: DicomConfig = field(default_factory=DicomConfig)  # dicom
     positive_class: str | None = None  # name of the positive class; default: adapter's choice
 
 

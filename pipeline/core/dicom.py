@@ -25,8 +25,8 @@ PREAMBLE = 128
 MAGIC = b"DICM"
 # (7FE0,0010/0008/0009) PixelData / FloatPixelData / DoubleFloatPixelData, little endian tag bytes
 _PIXEL_TAGS = (b"\xe0\x7f\x10\x00", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00")
-# A preamble-less file starts with a (0008,xxxx) group element in little endian.
-_BARE_START = b"\x08\x00"
+# A preamble-less file starts with a file meta (0002,xxxx) or an identifying (0008,xxxx) element.
+BARE_STARTS = (b"\x02\x00", b"\x08\x00")
 # transfer syntax UID -> (name, what decodes it) for syntaxes the GPL-free set does not cover
 NEEDS = {
     "1.2.840.10008.1.2.4.57": ("JPEG Lossless", "pylibjpeg-libjpeg (GPL) or python-gdcm"),
@@ -52,7 +52,7 @@ def is_dicom(data: bytes) -> bool:
     """b"DICM" at offset 128 (Part 10 file), or a preamble-less dataset starting with group 0008."""
     if data[PREAMBLE : PREAMBLE + 4] == MAGIC:
         return True
-    if len(data) < 12 or data[:2] != _BARE_START:
+    if len(data) < 12 or bytes(data[:2]) not in BARE_STARTS:
         return False
     vr = bytes(data[4:6])
     explicit = vr.isalpha() and vr.isupper()

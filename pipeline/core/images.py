@@ -68,7 +68,7 @@ def decode_raw(data: bytes | np.ndarray) -> np.ndarray:
     buf = np.frombuffer(data, np.uint8) if isinstance(data, bytes | bytearray | memoryview) else data
     if buf.size == 0:
         raise DecodeError("empty file")
-    if bytes(buf[128:132]) == b"DICM" or bytes(buf[:2]) == b"\x08\x00":  # maybe DICOM: ask is_dicom
+    if bytes(buf[128:132]) == b"DICM" or bytes(buf[:2]) in (b"\x02\x00", b"\x08\x00"):  # maybe DICOM
         from pipeline.core import dicom, dicom_pixels  # pydicom loads only for DICOM bytes
 
         raw = data if isinstance(data, bytes) else buf.tobytes()

@@ -15,6 +15,7 @@ from pipeline.core.errors import ConfigError
 from pipeline.formats.base import RawFile, Regrouped
 from pipeline.formats.breakhis import BreakhisAdapter
 from pipeline.formats.chest_xray import ChestXrayAdapter
+from pipeline.formats.dicom import DicomAdapter
 from pipeline.formats.idc import IdcAdapter
 from pipeline.formats.imagefolder import ImageFolderAdapter
 from pipeline.formats.medmnist import MedmnistAdapter
@@ -37,6 +38,7 @@ ADAPTERS: dict[str, Adapter] = {
         TbAdapter(),
         ImageFolderAdapter(),
         MedmnistAdapter(),
+        DicomAdapter(),
     )
 }
 assert set(ADAPTERS) == set(FORMATS), "pipeline.config.FORMATS and the adapter registry disagree"
