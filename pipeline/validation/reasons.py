@@ -23,7 +23,7 @@ DUPLICATE = "duplicate"
 
 #: reason -> what it means (also the precedence order when several apply).
 REASONS: dict[str, str] = {
-    BAD_NAME: "the file name does not follow the dataset's naming convention (regroup's format_error)",
+    BAD_NAME: "the file breaks the dataset's convention: its name, folder, or (DICOM) a header it needs (regroup's format_error)",
     LABEL_NOT_IN_SET: "label index or class_name is not one of labels.json's classes",
     MISSING_PATIENT: "patient_id is empty: the image cannot be assigned to a patient-level split",
     UNREADABLE: "the file is missing, vanished, is not a regular file or cannot be read (permissions)",
