@@ -149,3 +149,11 @@ def test_validate_reads_dicom_values_for_the_dataset_window(tmp_path):
     broken.write_bytes(film(ramp(), bits_stored=12)[:-300])
     bad = check_file(str(broken), None, LIMITS)
     assert bad.reason == "undecodable" and "DICOM pixel data undecodable" in bad.detail
+
+
+def test_medpipe_predict_finds_dicom_files_in_a_folder(tmp_path):
+    from pipeline.serving.predictor import image_files
+
+    (tmp_path / "a.dcm").write_bytes(film(ramp()))
+    (tmp_path / "notes.txt").write_text("x")
+    assert [p.name for p in image_files([tmp_path])] == ["a.dcm"]
