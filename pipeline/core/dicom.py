@@ -117,7 +117,7 @@ def parse(data: bytes) -> pydicom.Dataset:
     try:
         return pydicom.dcmread(io.BytesIO(data), force=data[PREAMBLE : PREAMBLE + 4] != MAGIC)
     except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
-        raise DecodeError(f"DICOM header unreadable: {exc}") from exc
+        raise DecodeError(f"DICOM header unreadable: {_line(exc)}") from exc
 
 
 def stored_values(ds: pydicom.Dataset, frame: int = 0) -> np.ndarray:
