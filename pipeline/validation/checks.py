@@ -160,6 +160,6 @@ def check_file(path: str, expected_sha256: str | None, limits: Limits) -> FileCh
         return found._replace(reason=R.TOO_SMALL, detail=f"{width}x{height} < min_side {limits.min_side}")
     if channels not in R.VALID_CHANNELS:
         return found._replace(reason=R.UNEXPECTED_CHANNELS, detail=f"{channels} channels")
-    if dtype not in R.VALID_DTYPES:
+    if dtype not in (R.VALID_DTYPES if fmt == "dicom" else R.IMAGE_DTYPES):
         return found._replace(reason=R.UNSUPPORTED_DTYPE, detail=dtype)
     return found

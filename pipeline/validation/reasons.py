@@ -35,9 +35,10 @@ REASONS: dict[str, str] = {
     UNDECODABLE: "an image signature is present but OpenCV (or, for DICOM, pydicom: detail names why) fails to decode it",
     TOO_SMALL: "height or width is below min_side",
     UNEXPECTED_CHANNELS: "decoded channel count is not 1 (gray), 3 (colour) or 4 (colour + alpha)",
-    UNSUPPORTED_DTYPE: "decoded sample type is not uint8, uint16 or float32 (DICOM values after rescale)",
+    UNSUPPORTED_DTYPE: "decoded sample type is not uint8 or uint16 (DICOM: also float32, values after a rescale)",
     DUPLICATE: "byte-identical to an earlier row (detail names it): a leak risk across splits",
 }
 
 VALID_CHANNELS = (1, 3, 4)
-VALID_DTYPES = ("uint8", "uint16", "float32")
+VALID_DTYPES = ("uint8", "uint16", "float32")  # what a validated row may hold (expectations)
+IMAGE_DTYPES = ("uint8", "uint16")  # float32 only from DICOM (values after a rescale), never a float TIFF

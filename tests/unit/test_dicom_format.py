@@ -157,3 +157,25 @@ def test_medpipe_predict_finds_dicom_files_in_a_folder(tmp_path):
     (tmp_path / "a.dcm").write_bytes(film(ramp()))
     (tmp_path / "notes.txt").write_text("x")
     assert [p.name for p in image_files([tmp_path])] == ["a.dcm"]
+
+
+def test_imagefolder_class_of_dicom_files_points_at_the_dicom_format(tmp_path):
+    from pipeline.core.errors import DataError
+
+    data = from_dict({"data": {"format": "imagefolder"}}).data
+    files = [RawFile(f"data/raw/{r}", PurePosixPath(r), 1, "s") for r in ("a/1.png", "b/2.png", "c/x.dcm")]
+    with pytest.raises(DataError, match=r"e.g. x.dcm \(not an image \(.dcm\)\); set data.format: dicom"):
+        get("imagefolder").regroup(files, data, tmp_path)
+
+
+def test_a_float_tiff_stays_unsupported_while_dicom_floats_pass(tmp_path):
+    import cv2
+
+    tiff = tmp_path / "f.tiff"
+    cv2.imwrite(str(tiff), np.full((16, 16), 0.5, np.float32))
+    assert check_file(str(tiff), None, LIMITS).reason == "unsupported-dtype"
+    ct = tmp_path / "ct.dcm"
+    stored = (ramp(top=2000).astype(np.int16) - 1000).astype(np.int16)
+    ct.write_bytes(film(stored, bits_stored=12, rescale=(0.5, -1024.0)))
+    check = check_file(str(ct), None, LIMITS)
+    assert (check.reason, check.dtype) == ("", "float32") and check.low < -1024 < check.high
