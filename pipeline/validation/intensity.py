@@ -33,6 +33,14 @@ def dataset_window(decoded: pd.DataFrame) -> dict:
     else:
         b = max(int(max(abs(low), abs(high))).bit_length(), 1)
         window, source = ([low, high] if high > low else [0, max(high, 1)]), "observed"
+        if len(declared) > 1:  # e.g. 12- and 16-bit DICOM without VOI: one window darkens the shallower
+            log.warning(
+                "images declare %d bit depths (%s) and share the observed window %s: the shallower ones "
+                "use part of 0..255; give them a VOI window or store one depth (docs/data.md#dicom)",
+                len(declared),
+                ", ".join(map(str, sorted(declared))),
+                window,
+            )
     result = {"window": window, "source": source, "bits": b, "n_images_over_8_bit": len(deep)}
     log.info("intensity window for %d images deeper than 8 bits: %s (%s)", len(deep), window, source)
     return result

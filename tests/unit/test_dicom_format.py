@@ -179,3 +179,13 @@ def test_a_float_tiff_stays_unsupported_while_dicom_floats_pass(tmp_path):
     ct.write_bytes(film(stored, bits_stored=12, rescale=(0.5, -1024.0)))
     check = check_file(str(ct), None, LIMITS)
     assert (check.reason, check.dtype) == ("", "float32") and check.low < -1024 < check.high
+
+
+def test_mixed_declared_bit_depths_share_one_window_with_one_warning(caplog):
+    caplog.set_level(logging.WARNING)
+    frame = pd.DataFrame(
+        {"dtype": ["uint16", "uint16"], "low": [0, 0], "high": [4095, 65535], "significant_bits": [12, 16]}
+    )
+    assert intensity.dataset_window(frame)["window"] == [0, 65535]
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and lines[0].startswith("images declare 2 bit depths (12, 16) and share")
