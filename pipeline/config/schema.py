@@ -24,7 +24,7 @@ from pipeline.config.types import (
     Workers,
 )
 
-FORMATS = ("idc", "breakhis", "chest_xray", "tb", "imagefolder", "medmnist", "table")
+FORMATS = ("idc", "breakhis", "chest_xray", "tb", "imagefolder", "medmnist", "dicom", "table")
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,16 @@ class SampleConfig:
     positive_fraction: Probability = 0.28
     image_size: Side = 50
     seed: Seed = 0
+
+
+@dataclass(frozen=True)
+class DicomConfig:
+    """data.format: dicom. frames: multi-frame files -> frame 0 | every frame its own image (regroup
+    writes single-frame copies into extracted/) | a format_error row. voi: the file's own VOI LUT or
+    window when present | always the dataset intensity window (regroup writes VOI-less copies)."""
+
+    frames: Literal["first", "each", "refuse"] = "first"
+    voi: Literal["header", "dataset"] = "header"
 
 
 @dataclass(frozen=True)
@@ -52,7 +62,9 @@ class TableConfig:
 @dataclass(frozen=True)
 class DataConfig:
     source: str = "sample"  # sample | local dir | .zip/.tar(.gz) | s3://bucket/prefix
-    format: Literal["idc", "breakhis", "chest_xray", "tb", "imagefolder", "medmnist", "table"] = "idc"
+    format: Literal["idc", "breakhis", "chest_xray", "tb", "imagefolder", "medmnist", "dicom", "table"] = (
+        "idc"
+    )
     sample: SampleConfig = field(default_factory=SampleConfig)
     s3_endpoint_url: str | None = None
     s3_workers: Annotated[int, Range(ge=1, le=512)] = 8
@@ -63,6 +75,7 @@ class DataConfig:
     label: Literal["class", "tumor_type"] = "class"  # breakhis: benign/malignant | the 8 tumour types
     classes: Literal["binary", "three"] = "binary"  # chest_xray
     patient_regex: str | None = None  # imagefolder
+    dicom: DicomConfig = field(default_factory=DicomConfig)  # dicom
     positive_class: str | None = None  # name of the positive class; default: adapter's choice
     table: TableConfig = field(default_factory=TableConfig)  # table
 

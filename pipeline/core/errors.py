@@ -19,3 +19,8 @@ class ValidationFailed(MedpipeError):
 
 class ResourceError(MedpipeError):
     """The job does not fit the machine (accelerator or host memory); the message says what to lower."""
+
+
+class DecodeError(ValueError):
+    """The bytes are not a decodable image (the message says why). Re-exported by pipeline.core.images,
+    where readers catch it; defined here so pipeline.core.dicom can raise it without an import cycle."""

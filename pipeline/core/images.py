@@ -1,4 +1,5 @@
-"""Deterministic image decoding and preprocessing with OpenCV (no randomness here).
+"""Deterministic image decoding and preprocessing with OpenCV (no randomness here); DICOM bytes
+are handed to pipeline.core.dicom_pixels (pydicom + the standard's LUTs), every other format to OpenCV.
 
 decode(): bytes/file -> uint8 HxWxC (C = 1 or 3, RGB order). Images deeper than 8 bits are mapped
 with the dataset's intensity window (validate records it in data/interim/intensity.json; it
@@ -15,10 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-
-class DecodeError(ValueError):
-    """The bytes are not a decodable image."""
-
+from pipeline.core.errors import DecodeError  # raised here; readers catch it as images.DecodeError
 
 Window = tuple[float, float] | None  # (lo, hi) intensity range mapped to 0..255 for >8-bit images
 
@@ -70,6 +68,12 @@ def decode_raw(data: bytes | np.ndarray) -> np.ndarray:
     buf = np.frombuffer(data, np.uint8) if isinstance(data, bytes | bytearray | memoryview) else data
     if buf.size == 0:
         raise DecodeError("empty file")
+    if bytes(buf[128:132]) == b"DICM" or bytes(buf[:2]) in (b"\x02\x00", b"\x08\x00"):  # maybe DICOM
+        from pipeline.core import dicom, dicom_pixels  # pydicom loads only for DICOM bytes
+
+        raw = data if isinstance(data, bytes) else buf.tobytes()
+        if dicom.is_dicom(raw):
+            return dicom_pixels.to_pipeline(raw).image
     is_jpeg = buf.size >= 3 and bytes(buf[:3]) == JPEG_SOI
     img = cv2.imdecode(buf, _JPEG_FLAGS if is_jpeg else cv2.IMREAD_UNCHANGED)
     if img is None:

@@ -16,6 +16,7 @@ from pipeline.core.errors import ConfigError
 from pipeline.formats.base import RawFile, Regrouped
 from pipeline.formats.breakhis import BreakhisAdapter
 from pipeline.formats.chest_xray import ChestXrayAdapter
+from pipeline.formats.dicom import DicomAdapter
 from pipeline.formats.idc import IdcAdapter
 from pipeline.formats.imagefolder import ImageFolderAdapter
 from pipeline.formats.medmnist import MedmnistAdapter
@@ -39,6 +40,7 @@ ADAPTERS: dict[str, Adapter] = {
         TbAdapter(),
         ImageFolderAdapter(),
         MedmnistAdapter(),
+        DicomAdapter(),
         TableAdapter(),
     )
 }

@@ -95,6 +95,12 @@ class ImageFolderAdapter(PathAdapter):
         return ImageFolderAdapter(layout).regroup(files, data, extracted)
 
 
+def _fix(example: str) -> str:
+    if example.endswith(("(.dcm))", "(.dicom))")):
+        return "set data.format: dicom for DICOM files (docs/data.md#dicom) or remove the folder"
+    return "convert them to PNG or remove the folder"
+
+
 def refuse_imageless_classes(
     files: list[RawFile], layout: Layout, data: DataConfig, adapter: PathAdapter
 ) -> None:
@@ -112,5 +118,5 @@ def refuse_imageless_classes(
         name, what = next(iter(sorted(skipped.items())))
         raise DataError(
             f"class folder {name}/ holds no image OpenCV can read, only {len(what)} skipped file(s), e.g. "
-            f"{what[0]}; convert them to PNG or remove the folder ({len(skipped)} such folder(s))"
+            f"{what[0]}; {_fix(what[0])} ({len(skipped)} such folder(s))"
         )

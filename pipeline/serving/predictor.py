@@ -26,7 +26,7 @@ from pipeline.core.errors import DataError
 from pipeline.core.label_map import LabelMap
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom")
 DEFAULT_BATCH = 64
 
 

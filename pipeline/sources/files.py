@@ -31,6 +31,8 @@ DATA_SUFFIXES = frozenset(
         ".ppm",
         ".pnm",
         ".npz",
+        ".dcm",
+        ".dicom",
         ".csv",
         ".tsv",
         ".parquet",
@@ -46,10 +48,24 @@ def is_ignored(rel: str) -> bool:
     return any(part.startswith(".") or part.lower() in IGNORED_NAMES for part in rel.split("/"))
 
 
+def is_pacs_name(name: str) -> bool:
+    """A DICOM file name as PACS exports write them, without .dcm: DICOMDIR, a UID
+    (`1.2.840.113619.2.55.3`: digits and dots) or a suffix-less name with a digit (`IM0001`).
+    Judged by name alone (S3 listings and archives have no bytes to sniff); the dicom adapter
+    sniffs each one and skips those that are not DICOM, other formats skip them as suffix-less."""
+    if name.upper() == "DICOMDIR":
+        return True
+    if name.replace(".", "").isdigit():
+        return not name.startswith(".") and not name.endswith(".")
+    return "." not in name and name.isalnum() and any(c.isdigit() for c in name)
+
+
 def is_data_file(rel: str) -> bool:
-    """True when `rel` (a POSIX relative path) is an image or array file ingest should keep."""
+    """True when `rel` (a POSIX relative path) is an image, array or DICOM file ingest should keep."""
+    slash = rel.rfind("/")
     dot = rel.rfind(".")
-    return dot > rel.rfind("/") + 1 and rel[dot:].lower() in DATA_SUFFIXES and not is_ignored(rel)
+    named = dot > slash + 1 and rel[dot:].lower() in DATA_SUFFIXES
+    return (named or is_pacs_name(rel[slash + 1 :])) and not is_ignored(rel)
 
 
 def safe_relpath(name: str) -> str:

@@ -24,7 +24,18 @@ from pipeline.formats.base import RawFile, Regrouped
 from pipeline.formats.views import build_class_view, fresh_dirs
 
 log = logging.getLogger(__name__)
-INT_COLUMNS = ("bytes", "label", "x", "y", "magnification")
+INT_COLUMNS = (
+    "bytes",
+    "label",
+    "x",
+    "y",
+    "magnification",
+    "bits_stored",
+    "rows",
+    "columns",
+    "frames",
+    "frame",
+)
 SKIPPED_COLUMNS = ["path", "reason", "detail"]
 # extracted/ holds pixels only for array formats (medmnist); the note keeps it from being an empty
 # DVC output, which DVC warns about at every save.

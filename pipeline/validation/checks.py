@@ -10,6 +10,7 @@ quarantined for bytes after its end marker: that is a `warning`. It runs once pe
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -17,6 +18,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from pipeline.core import dicom, dicom_pixels
 from pipeline.core.images import DecodeError, decode_raw
 from pipeline.validation import headers
 from pipeline.validation import reasons as R
@@ -95,6 +97,17 @@ def _warnings(data: bytes, fmt: str | None, end: int) -> str:
     return "; ".join(notes)
 
 
+def _dicom_dimensions(data: bytes) -> tuple[int, int] | None:
+    """(columns, rows x frames) a DICOM header declares: the decompression-bomb guard before decoding."""
+    try:
+        head = dicom.read_header(data)
+    except Exception:  # noqa: BLE001 - an unreadable header is the decoder's to report
+        return None
+    if not head["rows"] or not head["columns"]:
+        return None
+    return head["columns"], head["rows"] * head["frames"]
+
+
 def check_file(path: str, expected_sha256: str | None, limits: Limits) -> FileCheck:
     """Read, hash, sniff and decode one file; the first problem found is its reason."""
     try:
@@ -107,16 +120,22 @@ def check_file(path: str, expected_sha256: str | None, limits: Limits) -> FileCh
     if expected_sha256 and sha != expected_sha256:
         return FileCheck(R.SHA256_MISMATCH, f"manifest {expected_sha256[:12]}, file {sha[:12]}", sha256=sha)
     fmt = headers.sniff(data)
-    dims = headers.dimensions(data, fmt)
+    dims = _dicom_dimensions(data) if fmt == "dicom" else headers.dimensions(data, fmt)
     if dims and (problem := _size_problem(*dims, limits)):
         return FileCheck(R.TOO_LARGE, f"header declares {problem}", sha256=sha)
     end = headers.image_end(data, fmt)
     if end is None:
         marker = "IEND chunk" if fmt == "png" else "FFD9 end marker"
         return FileCheck(R.TRUNCATED, f"{fmt} without its {marker} ({len(data)} bytes)", sha256=sha)
+    bits = None
     try:
-        img = decode_raw(data)
-    except DecodeError:
+        if fmt == "dicom":
+            img, bits, _ = dicom_pixels.to_pipeline(data)
+        else:
+            img = decode_raw(data)
+    except DecodeError as exc:
+        if fmt == "dicom":
+            return FileCheck(R.UNDECODABLE, str(exc), sha256=sha)
         if fmt is None:
             return FileCheck(R.NOT_AN_IMAGE, f"no image signature (starts {data[:8]!r})", sha256=sha)
         return FileCheck(R.UNDECODABLE, f"{fmt} signature but OpenCV cannot decode it", sha256=sha)
@@ -130,17 +149,17 @@ def check_file(path: str, expected_sha256: str | None, limits: Limits) -> FileCh
         channels = 2  # gray + alpha: OpenCV expands it to 4, the source has 2
     dtype = _DTYPE_NAMES.get(img.dtype) or img.dtype.name
     found = FileCheck("", "", height, width, channels, dtype, sha, _warnings(data, fmt, end))
-    if dtype == "uint16":  # for the dataset-level intensity window (validate: intensity.json)
+    if dtype in ("uint16", "float32"):  # for the dataset-level intensity window (intensity.json)
         samples = img[:, :, :3] if channels == 4 else img  # alpha is no intensity
         low, high = cv2.minMaxLoc(np.ascontiguousarray(samples).reshape(height, -1))[:2]
-        bits = headers.png_significant_bits(data) if fmt == "png" else None
-        found = found._replace(low=int(low), high=int(high), significant_bits=bits)
+        bits = headers.png_significant_bits(data) if fmt == "png" else bits  # DICOM: BitsStored
+        found = found._replace(low=math.floor(low), high=math.ceil(high), significant_bits=bits)
     if problem := _size_problem(width, height, limits):
         return found._replace(reason=R.TOO_LARGE, detail=problem)
     if min(height, width) < limits.min_side:
         return found._replace(reason=R.TOO_SMALL, detail=f"{width}x{height} < min_side {limits.min_side}")
     if channels not in R.VALID_CHANNELS:
         return found._replace(reason=R.UNEXPECTED_CHANNELS, detail=f"{channels} channels")
-    if dtype not in R.VALID_DTYPES:
+    if dtype not in (R.VALID_DTYPES if fmt == "dicom" else R.IMAGE_DTYPES):
         return found._replace(reason=R.UNSUPPORTED_DTYPE, detail=dtype)
     return found

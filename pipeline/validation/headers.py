@@ -29,6 +29,8 @@ def sniff(data: bytes) -> str | None:
             return fmt
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "webp"
+    if data[128:132] == b"DICM":
+        return "dicom"
     return None
 
 

@@ -24,8 +24,8 @@ DUPLICATE = "duplicate"
 #: reason -> what it means (also the precedence order when several apply).
 REASONS: dict[str, str] = {
     BAD_NAME: (
-        "the file name does not follow the dataset's naming convention, or its label-table row is "
-        "contradictory or malformed (regroup's format_error, quoted in the detail)"
+        "the file breaks the dataset's convention: its name, folder, (DICOM) a header it needs, or its "
+        "label-table row is contradictory or malformed (regroup's format_error, quoted in the detail)"
     ),
     LABEL_NOT_IN_SET: "label index or class_name is not one of labels.json's classes",
     MISSING_PATIENT: "patient_id is empty: the image cannot be assigned to a patient-level split",
@@ -35,12 +35,13 @@ REASONS: dict[str, str] = {
     NOT_AN_IMAGE: "no known image signature and OpenCV cannot decode it (text, random bytes, ...)",
     TRUNCATED: "a PNG without its IEND chunk or a JPEG without its FFD9 end marker",
     TOO_LARGE: "header dimensions exceed max_pixels or max_side (decompression-bomb guard)",
-    UNDECODABLE: "an image signature is present but OpenCV fails to decode the data",
+    UNDECODABLE: "an image signature is present but OpenCV (or, for DICOM, pydicom: detail names why) fails to decode it",
     TOO_SMALL: "height or width is below min_side",
     UNEXPECTED_CHANNELS: "decoded channel count is not 1 (gray), 3 (colour) or 4 (colour + alpha)",
-    UNSUPPORTED_DTYPE: "decoded sample type is not uint8 or uint16",
+    UNSUPPORTED_DTYPE: "decoded sample type is not uint8 or uint16 (DICOM: also float32, values after a rescale)",
     DUPLICATE: "byte-identical to an earlier row (detail names it): a leak risk across splits",
 }
 
 VALID_CHANNELS = (1, 3, 4)
-VALID_DTYPES = ("uint8", "uint16")
+VALID_DTYPES = ("uint8", "uint16", "float32")  # what a validated row may hold (expectations)
+IMAGE_DTYPES = ("uint8", "uint16")  # float32 only from DICOM (values after a rescale), never a float TIFF

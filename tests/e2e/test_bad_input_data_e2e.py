@@ -219,10 +219,10 @@ CASES: list[Case] = [
     Case("pos/dup_b.png", _const(DUPLICATE), Quarantined("duplicate"), "same bytes, other class"),
     # --- skipped by regroup, listed with the reason (was: counted in a log line only) ---------
     Case("neg/arrays.npz", _const(b"PK\x03\x04 not really"), Skipped("not an image (.npz)")),
+    Case("neg/scan.dcm", _const(b"\x00" * 128 + b"DICM" + b"\x00" * 64), Skipped("not an image (.dcm)")),
     Case("neg/copy/rgb_twin.png", _const(png(777)), Kept(), "kept copy (nearest the root)"),
     Case("neg/copy/deeper/rgb_twin.png", _const(png(777)), Skipped("exact copy"), "Kaggle's doubled trees"),
     # --- never ingested, counted by reason in the validation summary --------------------------
-    Case("neg/scan.dcm", _const(b"\x00" * 128 + b"DICM" + b"\x00" * 64), NotIngested("not-an-image-name")),
     Case("neg/readme.txt", _const(b"about this dataset\n"), NotIngested("not-an-image-name")),
     Case("pos/.DS_Store", _const(b"\x00\x00\x00\x01Bud1"), NotIngested("hidden")),
 ]

@@ -42,7 +42,7 @@ def test_every_params_key_is_known_to_the_loader():
     [
         ({"train": {"epoch": 3}}, "params: unknown key 'train.epoch'; did you mean 'epochs'?"),
         ({"trian": {}}, "params: unknown key 'trian'; did you mean 'train'?"),
-        ({"data": {"format": "dicom"}}, "params: 'data.format' is 'dicom'; expected one of"),
+        ({"data": {"format": "nifti"}}, "params: 'data.format' is 'nifti'; expected one of"),
         ({"train": {"epochs": "ten"}}, "params: 'train.epochs' must be an integer, got 'ten'"),
         ({"train": {"epochs": True}}, "params: 'train.epochs' must be an integer, got True"),
         ({"split": {"seed": 1.5}}, "params: 'split.seed' must be an integer, got 1.5"),

@@ -22,8 +22,8 @@ def regroup(fmt: str, rels: list[str], **data):
 
 def test_registry_covers_every_configured_format():
     assert set(ADAPTERS) == set(FORMATS)
-    with pytest.raises(ConfigError, match="data.format 'dicom' is unknown"):
-        get("dicom")
+    with pytest.raises(ConfigError, match="data.format 'nifti' is unknown"):
+        get("nifti")
 
 
 def test_idc_reads_patient_xy_label_and_tolerates_the_kaggle_top_folder():

@@ -120,7 +120,9 @@ def test_real_kermany_names_parse(name, patient, kind):
 
 
 def test_decodable_suffixes_reach_the_adapter():
-    assert IMAGE_SUFFIXES | {".npz", *TABLE_SUFFIXES} == DATA_SUFFIXES  # arrays and label tables too
+    assert (
+        IMAGE_SUFFIXES | {".npz", ".dcm", ".dicom", *TABLE_SUFFIXES} == DATA_SUFFIXES
+    )  # DICOM, arrays, label tables
     assert {".webp", ".gif"} <= IMAGE_SUFFIXES
 
 
@@ -177,7 +179,7 @@ def test_png_sbit_gives_the_window(tmp_path):
     a = pixels(3, (16, 16), np.uint16, high=1000)
     frame = deep_frame(gray16_png(a, sbit=12), gray16_png(a + 7, sbit=12), tmp_path=tmp_path)
     assert intensity.dataset_window(frame)["window"] == [0, 4095]
-    assert intensity.dataset_window(frame)["source"] == "png-sbit"
+    assert intensity.dataset_window(frame)["source"] == "declared-bits"
 
 
 def test_8_bit_data_has_no_window(tmp_path):
