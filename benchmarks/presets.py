@@ -51,9 +51,12 @@ def set_source(params: Path, source: str) -> None:
 
 
 def stop_line(output: str) -> str | None:
-    """The line a failed run stopped with: the last ERROR line (DVC's or a stage's)."""
-    lines = [ln.strip() for ln in output.splitlines() if "ERROR" in ln or "Error:" in ln]
-    return lines[-1][:400] if lines else None
+    """The line a failed run stopped with: the stage's own `medpipe: error:` line, else DVC's last
+    ERROR line."""
+    lines = [ln.strip() for ln in output.splitlines()]
+    own = [ln for ln in lines if ln.startswith("medpipe: error:")]
+    errors = own or [ln for ln in lines if "ERROR" in ln or "Error:" in ln]
+    return errors[-1][:400] if errors else None
 
 
 def sh(args: list[str], cwd: Path, env: dict, log_file: Path) -> tuple[int, float, str]:
