@@ -71,6 +71,12 @@ def choose_groups(df: pd.DataFrame, labels: np.ndarray, cfg: SplitConfig) -> tup
     return image_groups(df), True
 
 
+def image_level_hint(labels: np.ndarray, images: np.ndarray) -> str:
+    """IMAGE_LEVEL_HINT where an image-level split could split these rows (3 images per class),
+    else "": the stop line never names an option that would stop the next run too."""
+    return IMAGE_LEVEL_HINT if too_few_groups(labels, images, 3, "") is None else ""
+
+
 def source_assignment(
     df: pd.DataFrame, labels: np.ndarray, groups: np.ndarray, cfg: SplitConfig
 ) -> tuple[np.ndarray, dict]:
@@ -106,7 +112,7 @@ def source_assignment(
     info["null_source_rows"] = len(free)
     if len(free):
         fl, fg = labels[free], groups[free]
-        hint = "" if cfg.allow_image_level else IMAGE_LEVEL_HINT
+        hint = "" if cfg.allow_image_level else image_level_hint(fl, image_groups(df)[free])
         require_groups_per_class(fl, fg, 3, "the rows without source_split", hint)
         out[free] = split_pool(
             fl, fg, round(cfg.test_fraction * len(free)), round(cfg.val_fraction * len(free)), cfg.seed
@@ -142,9 +148,8 @@ def assign(df: pd.DataFrame, cfg: SplitConfig) -> tuple[pd.DataFrame, dict]:
     else:
         if cfg.respect_source_split:
             log.info("respect_source_split is on but no row has a source_split; using the normal split")
-        require_groups_per_class(
-            labels, groups, 3, "the validated manifest", "" if image_level else IMAGE_LEVEL_HINT
-        )
+        hint = "" if image_level else image_level_hint(labels, image_groups(df))
+        require_groups_per_class(labels, groups, 3, "the validated manifest", hint)
         n = len(df)
         names = split_pool(
             labels, groups, round(cfg.test_fraction * n), round(cfg.val_fraction * n), cfg.seed

@@ -17,6 +17,14 @@ from pathlib import Path
 import pandas as pd
 
 log = logging.getLogger(__name__)
+# A finished checkpoints/ holds only this note: DVC warns about an empty output at every save. The
+# project's .dvcignore lists it, so dvc.lock still records an empty directory (nfiles 0), the state
+# the GPU hand-off (flows/handoff.py) recreates on the CPU host.
+NOTE = "README.txt"
+NOTE_TEXT = (
+    "Resumable state of a running train stage, emptied when a training finishes.\n"
+    "DVC ignores this note (.dvcignore), so dvc.lock records the finished directory as empty.\n"
+)
 
 
 def file_sha256(path: Path) -> str:
@@ -69,11 +77,11 @@ class CheckpointDir:
         return False
 
     def clear(self) -> None:
-        """Empty the directory (it stays, as DVC persists it). It stays empty, with no note in it: the
-        GPU hand-off recreates a finished checkpoints/ from dvc.lock as an empty directory."""
+        """Empty the directory (it stays, as DVC persists it) but for the dvcignored note."""
         if self.root.exists():
             shutil.rmtree(self.root)
         self.root.mkdir(parents=True)
+        (self.root / NOTE).write_text(NOTE_TEXT)
 
     def read_history(self) -> pd.DataFrame:
         """Epoch rows logged so far; a row repeated by a resume keeps its last version."""

@@ -8,7 +8,9 @@ flow says so instead of claiming a new model.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -18,6 +20,11 @@ from helpers.git_dvc_project import GIT_ENV, make_git_dvc_project
 
 from flows.nightly_retrain import nightly_retrain
 from flows.run_report import MARKDOWN_KEY
+
+# a child's line that names its own level: MLflow's dated lines, medpipe's and DVC's timed lines
+NAMED_LEVEL = re.compile(
+    r"^\s*(?:\d{4}/\d\d/\d\d )?\d\d:\d\d:\d\d(?:[.,]\d+)? (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
+)
 
 
 @pytest.fixture
@@ -30,7 +37,8 @@ def project(tmp_path, monkeypatch) -> Path:
     )
 
 
-def test_nightly_flow_on_the_real_pipeline(prefect_harness, project, tmp_path):
+def test_nightly_flow_on_the_real_pipeline(prefect_harness, project, tmp_path, caplog, capfd):
+    caplog.set_level(logging.INFO, logger="prefect")
     start = time.perf_counter()
     first = nightly_retrain(project_dir=str(project), network_retry_delay_s=1.0, return_state=True)
     print(f"\n[figure] nightly_retrain, real pipeline, tiny sample: {time.perf_counter() - start:.1f}s")
@@ -66,3 +74,17 @@ def test_nightly_flow_on_the_real_pipeline(prefect_harness, project, tmp_path):
     rerun = second.result()["stages_run"]
     print(f"[figure] stages rerun on unchanged data: {rerun}")
     assert rerun[0] == "ingest" and not {"train", "evaluate", "register"} & set(rerun)
+
+    # offline: no telemetry error (Prefect's server heartbeat, client usage events), and every relayed
+    # line that names its level is logged at that level (MLflow INFO lines are not WARNINGs)
+    out, err = capfd.readouterr()
+    assert "telemetry" not in (out + err).lower()
+    flow_lines = [r for r in caplog.records if r.name.startswith(("prefect.flow_runs", "prefect.task_runs"))]
+    assert any(NAMED_LEVEL.match(r.getMessage()) for r in flow_lines)  # relayed lines were captured
+    assert not [r.getMessage() for r in caplog.records if "telemetry" in r.getMessage().lower()]
+    changed = [
+        (r.levelname, r.getMessage().strip())
+        for r in flow_lines
+        if (named := NAMED_LEVEL.match(r.getMessage())) and named[1] != r.levelname
+    ]
+    assert changed == []

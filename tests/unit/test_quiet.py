@@ -57,17 +57,22 @@ def test_noise_list_matches_the_lines_a_repro_used_to_print():
     log = "\n".join(
         [
             "WARNING: 'data/interim/extracted' is empty.",
+            "WARNING: 'checkpoints' is empty.",
             ABSL_INFO,
             "2026/12/06 20:05:00 INFO mlflow.store.db.utils: Creating initial MLflow database tables...",
             "2026/12/06 20:06:29 WARNING mlflow.utils.environment: Failed to resolve installed pip version.",
             "\rDownloading artifacts:   0%|          | 0/1 [00:00<?, ?it/s]\rDownloading artifacts: 100%",
             "20:06:22 INFO pipeline.stages.evaluate: evaluate: 559 test images / 4 patients",
             "20:06:20 WARNING pipeline.evaluation.scoring: patient level: set evaluate.threshold: fixed",
+            "Use `dvc push` to send your updates to remote storage.",
         ]
     )
     assert [name for name, _ in noise_lines(log)] == [
-        "dvc empty out", "absl/TF INFO", "MLflow INFO", "MLflow pip note", "MLflow progress bar"
+        "dvc empty out", "dvc empty out", "absl/TF INFO", "MLflow INFO", "MLflow pip note", "MLflow progress bar"
     ]  # fmt: skip
+    assert noise_lines(log, unsilenceable=True)[-1] == (
+        "dvc push hint", "Use `dvc push` to send your updates to remote storage."
+    )  # fmt: skip
 
 
 def test_flow_relay_keeps_the_level_of_mlflow_dated_lines():

@@ -55,6 +55,15 @@ def test_two_patients_stop_with_one_line_naming_the_option():
     assert "\n" not in message
 
 
+def test_too_few_images_for_any_split_stop_without_naming_the_option():
+    # the tb sample: 2 films, one per patient and class; splitting by image cannot help either
+    with pytest.raises(DataError) as err:
+        split.assign(cohort(2, per_patient=1).assign(label=pd.array([0, 1], dtype="Int64")), SplitConfig())
+    message = str(err.value)
+    assert "only 2 patient group(s)" in message and "add patients" in message
+    assert "allow_image_level" not in message
+
+
 def test_image_level_split_records_the_warning_and_never_shares_an_image(in_tmp, caplog):
     outputs = run_stage(in_tmp, cohort(2, duplicates=12), SplitConfig(allow_image_level=True))
     report = json.loads(outputs["report"].read_text())
