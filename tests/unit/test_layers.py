@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS = (
     ("core",),
     ("config",),
-    ("sources", "formats", "validation", "splitting", "balancing"),
+    ("sources", "formats", "validation", "splitting", "balancing", "drift"),
     ("arrays", "models"),
     ("training", "tracking"),
     ("evaluation",),
