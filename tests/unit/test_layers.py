@@ -20,6 +20,7 @@ LAYERS = (
     ("evaluation",),
     ("serving",),
     ("registry",),
+    ("changes",),
     ("stages",),
     ("cli", "flows"),
 )
