@@ -19,7 +19,7 @@ from pipeline.config.types import Range, Seed
 class ChangesConfig:
     enabled: bool = True
     alpha: Annotated[float, Range(gt=0, lt=0.5)] = 0.05  # false-alarm rate of each test
-    min_effect: Annotated[float, Range(ge=0, le=1)] = 0.1  # KS / total-variation distance to flag
+    min_effect: Annotated[float, Range(ge=0, le=1)] = 0.2  # KS / total-variation distance to flag
     n_perm: Annotated[int, Range(ge=1, le=100_000)] = 200  # permutations of the embedding test
     max_reference: Annotated[int, Range(ge=2, le=1_000_000)] = 1000  # champion training images embedded
     seed: Seed = 0
