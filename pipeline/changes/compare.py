@@ -19,10 +19,10 @@ import pandas as pd
 
 from pipeline.changes import champion as champions
 from pipeline.changes import summary
-from pipeline.changes.embed import embed, penultimate
+from pipeline.changes.embed import embed, penultimate, with_output
 from pipeline.changes.images import ArrayIndex
 from pipeline.changes.lineage import Unavailable
-from pipeline.changes.score import champion_on_new, predictions_table, scorable
+from pipeline.changes.score import Scoring, champion_on_new, predictions_table, scorable
 from pipeline.config import Config
 from pipeline.drift.diff import manifest_diff, new_rows
 from pipeline.drift.mmd import mmd_test
@@ -99,29 +99,29 @@ def compare(
     props = pd.concat([then_props.assign(side="then"), new_props.assign(side="new")], ignore_index=True)
 
     model = champions.load_model(champ)
+    labelled = scorable(new, champ.classes)
+    keep = new["path"].isin(labelled["path"]).to_numpy()
+    proba = None
     train = then[then["split"].astype("string") == "train"]
     train, train_px = _pixels(index, sample(train, c.max_reference, c.seed + 1))
     if len(train) >= 2 and len(new) >= 2:
-        sub = penultimate(model)
+        ref_emb = embed(penultimate(model), train_px)
+        if champ.tta:  # scored below with every trained view; the embedding is the plain image's
+            new_emb = embed(penultimate(model), new_px)
+        else:  # one pass gives both the embedding and the (single-view) probabilities
+            new_emb, proba = embed(with_output(model), new_px)
         parts["embedding"] = mmd_test(
-            embed(sub, train_px),
-            embed(sub, new_px),
-            n_perm=c.n_perm,
-            alpha=c.alpha,
-            seed=c.seed,
-            max_n=c.max_reference,
+            ref_emb, new_emb, n_perm=c.n_perm, alpha=c.alpha, seed=c.seed, max_n=c.max_reference
         )
-    labelled = scorable(new, champ.classes)
-    keep = new["path"].isin(labelled["path"]).to_numpy()
+    ev = cfg.evaluate
     table, block = champion_on_new(
         model,
         champ.label_map,
         labelled,
         new_px[keep],
-        champ.threshold,
-        champ.tta,
-        cfg.evaluate.bootstrap,
-        cfg.evaluate.seed,
+        Scoring(
+            champ.threshold, champ.tta, ev.bootstrap, ev.seed, proba[keep] if proba is not None else None
+        ),
     )
     parts["champion_on_new"] = block
     doc = summary.document(

@@ -19,7 +19,9 @@ from helpers.registered_champion import settings
 
 from pipeline.changes import champion as champions
 from pipeline.changes.compute import Inputs, compute
+from pipeline.evaluation.predictions import load_model
 from pipeline.stages import changes
+from pipeline.training.predict import predict_proba
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -101,7 +103,9 @@ def test_a_night_is_counted_flagged_and_the_champion_scored_on_the_new_images(ni
     assert scored["threshold"] == doc["champion"]["threshold"]
     table = pd.read_csv(root / STAGE_OUT["dir"] / "champion_predictions.csv")
     assert len(table) == expected["added"] and set(table["split"]) == {"test"}
-    assert np.allclose(table[["p_non_idc", "p_idc"]].sum(axis=1), 1.0, atol=1e-4)
+    # the evaluate/serving path (files decoded at the champion's size, the same model) agrees
+    direct = predict_proba(load_model(root / "models" / "model.keras"), table, 8, 3)
+    assert np.allclose(table[["p_non_idc", "p_idc"]].to_numpy(), direct, atol=1e-5)
     headline = json.loads((root / STAGE_OUT["headline"]).read_text())
     assert len(headline) <= 10 and headline["added"] == expected["added"] and headline["drift_flags"] >= 2
     first = (root / STAGE_OUT["report"]).read_text().split('id="classes"')[0]

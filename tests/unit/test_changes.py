@@ -209,3 +209,19 @@ def test_n_perm_too_small_for_alpha_is_refused_at_load():
     with pytest.raises(ConfigError, match="changes.n_perm"):
         config.from_dict({"changes": {"n_perm": 10, "alpha": 0.05}})
     assert config.from_dict({"changes": {"n_perm": 20, "alpha": 0.05}}).changes.n_perm == 20
+
+
+def test_the_fast_bootstrap_metrics_equal_the_evaluation_metrics():
+    from scipy.stats import rankdata
+
+    from pipeline.evaluation import metrics
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 300)
+    p1 = np.clip(0.3 * y + rng.random(300) * 0.7, 0, 1).round(2)  # ties on purpose
+    proba = np.c_[1 - p1, p1]
+    want = metrics.headline_metrics(y, proba, 1, 0.5)
+    got = score.binary_metrics(y == 1, p1 >= 0.5, rankdata(p1))
+    for key, value in got.items():
+        assert value == pytest.approx(want[key], abs=1e-12), key
+    assert score.binary_metrics(np.ones(3, bool), np.ones(3, bool), np.arange(3.0))["roc_auc"] is None
