@@ -13,17 +13,20 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from helpers import changes_project
 from helpers.changes_project import STAGE_IN, STAGE_OUT
-from helpers.registered_champion import settings
+from helpers.registered_champion import NAME, settings
 
 from pipeline.changes import champion as champions
 from pipeline.changes.compute import Inputs, compute
+from pipeline.cli.commands import main
 from pipeline.evaluation.predictions import load_model
 from pipeline.stages import changes
 from pipeline.training.predict import predict_proba
 
 CHROMIUM = Path("/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +148,15 @@ def test_changes_html_renders_its_plots_in_headless_chromium(night, tmp_path):
     # the first screen's flag boxes (#fdecea) are there too
     pink = np.all(np.abs(img - [234, 236, 253]) < 6, axis=2)
     assert pink.sum() > 2000
+
+
+def test_medpipe_changes_json_prints_what_the_stage_wrote(night, capsys):
+    root = night[0]
+    shutil.copyfile(REPO / "dvc.yaml", root / "dvc.yaml")  # the stage's paths come from dvc.yaml
+    params = {"evaluate": {"bootstrap": 20}, "gate": {"min": {}}, "registry": {"model_name": NAME}}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["changes", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == _doc(root)
+    assert main(["changes"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("status: compared") and "relabelled: 3 from idc to non_idc" in text
