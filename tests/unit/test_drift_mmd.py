@@ -35,7 +35,7 @@ def test_same_distribution_false_alarm_rate_is_about_alpha():
     p_values, flags = [], 0
     for seed in range(40):
         rng = np.random.default_rng(100 + seed)
-        out = mmd_test(rng.normal(size=(40, 4)), rng.normal(size=(30, 4)), n_perm=100, seed=seed)
+        out = mmd_test(rng.normal(size=(40, 4)), rng.normal(size=(30, 4)), n_perm=100, seed=seed, alpha=0.05)
         p_values.append(out["p_value"])
         flags += out["flag"]
     assert flags <= 5  # alpha 0.05 of 40 = 2 expected; P(Binomial(40, 0.05) > 5) < 1 %
@@ -47,7 +47,7 @@ def test_mean_shift_is_detected():
     rng = np.random.default_rng(7)
     out = mmd_test(rng.normal(size=(60, 8)), rng.normal(0.6, 1, size=(40, 8)))
     assert out["flag"] and out["p_value"] < 0.01
-    assert out["test"] == "mmd_rbf_permutation" and out["alpha"] == 0.05
+    assert out["test"] == "mmd_rbf_permutation" and out["alpha"] == 0.01
 
 
 def test_each_side_is_subsampled_to_max_n():
