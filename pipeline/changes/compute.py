@@ -67,9 +67,10 @@ def compute(cfg: Config, inputs: Inputs, since: str | None = None, root: Path = 
         check_classes(champ, labels)
         then = lineage.read_then(root, champ.hashes)
         return compare(cfg, champ, then, now, inputs.preprocessed)
-    except (lineage.Unavailable, MedpipeError, MlflowException, OSError, ValueError) as exc:
-        reason = _one_line(exc)
+    except (lineage.Unavailable, MedpipeError, MlflowException, OSError, ValueError, KeyError) as exc:
+        reason = _one_line(exc) if not isinstance(exc, KeyError) else f"the champion's record lacks {exc}"
         log.warning("changes: unavailable: %s", reason)
+        log.debug("changes: unavailable", exc_info=True)
         record = champ.record() if champ else None
         return _empty(
             summary.document("unavailable", reason, now, record), champ.classes if champ else classes

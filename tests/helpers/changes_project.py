@@ -106,12 +106,15 @@ def _gamma(src: Path, dst: Path, gamma: float) -> str:
 def change_data(root: Path, relabel: int = 3, new_images: int = 12, gamma: float = 0.35) -> dict:
     """A night's changes: `new_images` gamma-brightened copies of test images as two new patients
     (added to test), `relabel` train images of class idc relabelled non_idc (same bytes), two
-    val images removed; preprocess re-run. Returns what a correct diff must count."""
+    val images removed, one re-encoded in place; preprocess re-run. Returns what a correct diff
+    must count (`new`: added + changed, the images the champion scores)."""
     splits = _splits(root)
     train = splits["train"]
     flip = train.index[train["class_name"] == "idc"][:relabel]
     train.loc[flip, ["class_name", "label"]] = ["non_idc", 0]
     splits["val"] = splits["val"].iloc[2:].reset_index(drop=True)
+    val = splits["val"]  # one image re-encoded in place: same path, other bytes
+    val.loc[0, "sha256"] = _gamma(root / val.loc[0, "path"], root / val.loc[0, "path"], 1.6)
     source = splits["test"].iloc[16 : 16 + new_images]  # patients test2, test3: both classes
     added = []
     for i, row in enumerate(source.itertuples()):
@@ -125,4 +128,5 @@ def change_data(root: Path, relabel: int = 3, new_images: int = 12, gamma: float
     preprocess.run(
         pre_cfg, {"balanced": SPLITS, "splits": SPLITS}, {"preprocessed": root / "data/preprocessed"}
     )
-    return {"added": new_images, "removed": 2, "changed": 0, "relabelled": len(flip), "new_patients": 2}
+    counts = {"added": new_images, "removed": 2, "changed": 1, "relabelled": len(flip), "new_patients": 2}
+    return counts | {"new": new_images + 1, "new_patients_scored": 3}

@@ -100,12 +100,13 @@ def test_a_night_is_counted_flagged_and_the_champion_scored_on_the_new_images(ni
     assert doc["relabels"] == [{"from": "idc", "to": "non_idc", "n": expected["relabelled"]}]
     flagged = {d["name"] for d in doc["drift"] if d["flag"]}
     assert "intensity_mean" in flagged, doc["drift"]
-    assert doc["embedding"]["n_new"] == expected["added"] and doc["embedding"]["flag"] is True
+    assert doc["new_images"] == expected["new"]
+    assert doc["embedding"]["n_new"] == expected["new"] and doc["embedding"]["flag"] is True
     scored = doc["champion_on_new"]
-    assert scored["n"] == expected["added"] and scored["n_patients"] == 2
+    assert scored["n"] == expected["new"] and scored["n_patients"] == expected["new_patients_scored"]
     assert scored["threshold"] == doc["champion"]["threshold"]
     table = pd.read_csv(root / STAGE_OUT["dir"] / "champion_predictions.csv")
-    assert len(table) == expected["added"] and set(table["split"]) == {"test"}
+    assert len(table) == expected["new"] and table["split"].value_counts().to_dict() == {"test": 12, "val": 1}
     # the evaluate/serving path (files decoded at the champion's size, the same model) agrees
     direct = predict_proba(load_model(root / "models" / "model.keras"), table, 8, 3)
     assert np.allclose(table[["p_non_idc", "p_idc"]].to_numpy(), direct, atol=1e-5)
