@@ -114,7 +114,13 @@ def find(cfg: Config, since: str | None = None, root: Path = Path(".")) -> Champ
         tta=params.get("evaluate.tta", "False").lower() == "true",
         label_map=label_map,
     )
-    champ.hashes = _hashes(client, run_id, mv.tags.get("git.commit", ""), root)
+    commit = mv.tags.get("git.commit", "")
+    champ.hashes = _hashes(client, run_id, commit, root)
+    if "validated" not in champ.hashes:
+        raise Unavailable(
+            f"the lineage of {mv.name} v{mv.version} is gone: its run holds no dvc.lock or lineage.json "
+            f"with the data hashes, and its git revision {commit[:12] or '(none)'} no dvc.lock with them"
+        )
     return champ
 
 

@@ -90,6 +90,22 @@ def test_the_champions_cache_objects_gone_is_unavailable_and_the_page_says_so(pr
     assert "Comparison unavailable" in first and "DVC cache" in first
 
 
+def test_a_champion_whose_recorded_lineage_is_gone_is_unavailable(project, tmp_path):
+    root, _ = project
+    stored = [
+        p for p in root.rglob("*") if p.name == "lineage.json" or p.as_posix().endswith("reproduce/dvc.lock")
+    ]
+    assert len(stored) == 2, stored  # what register recorded: both carry the data hashes
+    for i, path in enumerate(stored):
+        path.rename(tmp_path / str(i))
+    try:
+        result = compute(settings(), Inputs(**STAGE_IN))
+    finally:
+        for i, path in enumerate(stored):
+            (tmp_path / str(i)).rename(path)
+    assert result.doc["status"] == "unavailable" and "lineage" in result.doc["reason"]
+
+
 def test_a_night_is_counted_flagged_and_the_champion_scored_on_the_new_images(night):
     root, expected, _ = night
     doc = _doc(root)
