@@ -225,3 +225,22 @@ def test_the_fast_bootstrap_metrics_equal_the_evaluation_metrics():
     for key, value in got.items():
         assert value == pytest.approx(want[key], abs=1e-12), key
     assert score.binary_metrics(np.ones(3, bool), np.ones(3, bool), np.arange(3.0))["roc_auc"] is None
+
+
+def test_the_champion_on_new_block_has_patient_bootstrap_cis_binary_and_multiclass():
+    from pipeline.evaluation.predictions import Predictions, Task
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 20)
+    proba = rng.dirichlet(np.ones(3), 60) * 0.5 + np.eye(3)[y] * 0.5
+    patients = np.array([f"p{i // 3}" for i in range(60)])
+    multi = score.summarise(Task(["a", "b", "c"], None), Predictions(y, proba, patients), 0.4, 30, 1)
+    assert multi["threshold"] is None and multi["n_patients"] == 20
+    assert multi["per_class"] == {"a": 20, "b": 20, "c": 20}
+    lo, hi = multi["metrics"]["roc_auc"]["ci"]
+    assert lo <= multi["metrics"]["roc_auc"]["value"] <= hi
+    yb = (y > 0).astype(int)
+    pb = np.c_[proba[:, 0], proba[:, 1:].sum(1)]
+    binary = score.summarise(Task(["neg", "pos"], 1), Predictions(yb, pb, patients), 0.5, 30, 1)
+    assert binary["threshold"] == 0.5
+    assert binary["metrics"]["sensitivity"]["ci"] is not None and binary["metrics"]["pr_auc"]["ci"] is None
