@@ -6,6 +6,7 @@
     medpipe registry history <name>
     medpipe reproduce <name>@<version>
     medpipe preset list | apply NAME [--params params.yaml]
+    medpipe changes [--since NAME@ALIAS|VERSION] [--json] [--write]
     medpipe predict <name>@<alias|version> | <model URI> | models/  <image|dir>... [--json|--csv]
     medpipe --version
 
@@ -90,6 +91,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return predict.main(args)
 
 
+def _cmd_changes(args: argparse.Namespace) -> int:
+    from pipeline.cli import changes
+
+    return changes.main(args)
+
+
 COMMANDS = {
     "stage": _cmd_stage,
     "lineage": _cmd_lineage,
@@ -97,6 +104,7 @@ COMMANDS = {
     "reproduce": _cmd_reproduce,
     "preset": _cmd_preset,
     "predict": _cmd_predict,
+    "changes": _cmd_changes,
 }
 
 

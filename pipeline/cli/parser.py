@@ -160,4 +160,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics", default="reports/metrics.json", help="threshold source for a models/ directory"
     )
     pred.add_argument("--heatmap", metavar="DIR", help="IDC: write one slide heat map per patient here")
+
+    chg = add_command(
+        sub,
+        "changes",
+        "what changed since the champion: data diff, drift, the champion on new images",
+        "Compare the current manifests (the last dvc repro up to preprocess) with the champion's recorded "
+        "ones: images added / removed / changed / relabelled per class, split and patient, image-property "
+        "and embedding drift with flags, and the champion scored on the new labelled images. The same "
+        "computation as the changes stage; nothing is written unless --write (docs/changes.md).",
+        [
+            "medpipe changes",
+            "medpipe changes --json",
+            "medpipe changes --since medpipe-idc@3 --json",
+        ],
+    )
+    chg.add_argument(
+        "--since", metavar="NAME@ALIAS|VERSION", help="compare with this version (default: the champion)"
+    )
+    chg.add_argument("--json", action="store_true", help="print the changes.json summary")
+    chg.add_argument("--write", action="store_true", help="also write the stage's outputs (reports/changes*)")
+    chg.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     return parser

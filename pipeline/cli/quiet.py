@@ -23,7 +23,7 @@ ENV_DEFAULTS = {
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 # Stages that import Keras; it is imported up front with absl's INFO banners dropped.
-KERAS_STAGES = frozenset({"train", "evaluate"})
+KERAS_STAGES = frozenset({"changes", "train", "evaluate"})
 # absl INFO lines (`I0000 00:00:1796587489.364525    3084 port.cc:153] oneDNN custom operations are on...`) and the notice
 # absl prints before them; W/E/F lines are kept.
 NATIVE_NOISE = re.compile(

@@ -18,7 +18,18 @@ from pipeline import config
 from pipeline.core import dvc_files
 from pipeline.core.errors import MedpipeError
 
-STAGES = ("ingest", "regroup", "validate", "split", "balance", "preprocess", "train", "evaluate", "register")
+STAGES = (
+    "ingest",
+    "regroup",
+    "validate",
+    "split",
+    "balance",
+    "preprocess",
+    "changes",
+    "train",
+    "evaluate",
+    "register",
+)
 log = logging.getLogger(__name__)
 
 

@@ -4,6 +4,7 @@
 `from pipeline.config import Config, load` is the way in; the submodules are details.
 """
 
+from pipeline.config.changes_schema import ChangesConfig
 from pipeline.config.loader import from_dict, load, to_dict
 from pipeline.config.naming import registered_name
 from pipeline.config.schema import (
@@ -29,6 +30,7 @@ __all__ = [
     "FORMATS",
     "AugmentConfig",
     "BalanceConfig",
+    "ChangesConfig",
     "Config",
     "DataConfig",
     "DicomConfig",

@@ -96,6 +96,18 @@ def _model_name(cfg: Config) -> str | None:
     return name_problem(name) if name is not None else None
 
 
+def _changes_permutations(cfg: Config) -> str | None:
+    """A permutation test cannot reach p < alpha with fewer than 1/alpha - 1 permutations."""
+    c = cfg.changes
+    smallest = 1.0 / (c.n_perm + 1)
+    if smallest >= c.alpha:
+        return (
+            f"params: changes.n_perm ({c.n_perm}) gives p-values >= {smallest:.3g}, never below "
+            f"changes.alpha ({c.alpha:g}); accepted: n_perm >= {int(1.0 / c.alpha)}"
+        )
+    return None
+
+
 # Checks across keys: each returns a one-line message or None. Add new ones here.
 CROSS_CHECKS = (
     _split_fractions,
@@ -105,6 +117,7 @@ CROSS_CHECKS = (
     _no_credentials,
     _model_name,
     check_floors,
+    _changes_permutations,
     *TRAIN_CHECKS,
     *TABLE_CHECKS,
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
+from pipeline.config.changes_schema import ChangesConfig
 from pipeline.config.types import (
     Count,
     Degrees,
@@ -209,3 +210,4 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    changes: ChangesConfig = field(default_factory=ChangesConfig)

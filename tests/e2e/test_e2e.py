@@ -45,7 +45,8 @@ def test_first_repro_builds_everything(project):
     proc = _run([sys.executable, "-m", "dvc", "repro"], work, env)
     ran = _ran(proc.stdout)
     assert ran == [
-        "ingest", "regroup", "validate", "split", "balance", "preprocess", "train", "evaluate", "register"
+        "ingest", "regroup", "validate", "split", "balance", "preprocess", "changes", "train", "evaluate",
+        "register",
     ]  # fmt: skip
     # quiet by default: no third-party start-up lines, empty-output notes or MLflow hints
     assert noise_lines(proc.stdout + "\n" + proc.stderr) == []
@@ -72,8 +73,12 @@ def test_first_repro_builds_everything(project):
 def test_second_repro_is_a_noop(project):
     work, env = project
     proc = _run([sys.executable, "-m", "dvc", "repro"], work, env)
-    assert _ran(proc.stdout) == []
-    assert "up to date" in proc.stdout
+    # changes is always_changed (the champion in the registry is an input DVC cannot hash); nothing
+    # else reruns. The first night had no champion (baseline); now v1 is read back from its lineage
+    assert _ran(proc.stdout) == ["changes"]
+    doc = json.loads((work / "reports/changes.json").read_text())
+    assert doc["status"] == "compared", doc["reason"]
+    assert [doc[k] for k in ("added", "removed", "changed", "relabelled")] == [0, 0, 0, 0]
 
 
 def test_patients_never_cross_splits(project):

@@ -29,8 +29,9 @@ def _entries(section: str) -> dict[str, dict]:
     return out
 
 
-def test_metrics_show_prints_the_headline_file_alone():
-    assert list(_entries("metrics")) == ["reports/headline.json"]
+def test_metrics_show_prints_the_headline_files_alone():
+    # evaluate's headline and the changes stage's (<= 10 numbers each, docs/changes.md)
+    assert list(_entries("metrics")) == ["reports/changes_headline.json", "reports/headline.json"]
     outs = _entries("outs")
     for path in (
         "reports/metrics.json",

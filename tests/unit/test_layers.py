@@ -14,12 +14,13 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS = (
     ("core",),
     ("config",),
-    ("sources", "formats", "validation", "splitting", "balancing"),
+    ("sources", "formats", "validation", "splitting", "balancing", "drift"),
     ("arrays", "models"),
     ("training", "tracking"),
     ("evaluation",),
     ("serving",),
     ("registry",),
+    ("changes",),
     ("stages",),
     ("cli", "flows"),
 )
