@@ -121,7 +121,7 @@ def description(cfg: Config, decision: gate.Decision, metrics: dict, champion, t
     value = flat_metrics(metrics).get(metric)
     lines = [
         f"{verdict}: {decision.reason}.",
-        f"{metric} {value:.4f} on {metrics.get('n_test', '?')} test images "
+        f"Frozen test: {metric} {value:.4f} on {metrics.get('n_test', '?')} test images "
         f"({metrics.get('n_test_patients', '?')} patients); threshold {metrics.get('threshold')} chosen on val."
         if value is not None
         else f"{metric}: not measured.",
