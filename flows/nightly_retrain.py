@@ -1,5 +1,9 @@
 """The nightly retrain flow: sync data, `dvc repro` stage by stage, gate + register, push, report.
 
+When dvc.yaml has a `changes` stage it runs right before train (after the data stages), and its
+summary (reports/changes.json) becomes the `nightly-changes` markdown artifact; whatever its
+status, or if it fails, the run goes on (the register gate says whether it could use it).
+
     uv run python -m flows.nightly_retrain --project-dir .      # one run now (temporary local server)
     prefect deployment run 'nightly-retrain/nightly-retrain'     # the scheduled deployment (prefect.yaml)
 
@@ -19,6 +23,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
+from flows.changes_report import publish_changes
 from flows.dvc_runner import StageFailed, stage_names
 from flows.run_report import decision, headline_metrics, publish_artifacts
 from flows.tasks import (
@@ -28,6 +33,7 @@ from flows.tasks import (
     push_outputs,
     read_json,
     register_model,
+    repro_changes,
     repro_stage,
     sync_data,
     train_model,
@@ -83,8 +89,14 @@ def nightly_retrain(
         delays = exponential_backoff(backoff_factor=network_retry_delay_s)
         synced = sync_data.with_options(retry_delay_seconds=delays)(root)
         logger.info("data synced (remote: %s)", synced["pulled_from"] or "none")
-        ran = list(synced["ran"])
+        ran, changes = list(synced["ran"]), None
         for stage in stages[stages.index("ingest") + 1 : stages.index("register")]:
+            if stage == "changes":  # run below, right before train
+                continue
+            if stage == "train" and "changes" in stages:  # what changed since the champion
+                changes = repro_changes(root)
+                ran += changes.pop("ran")
+                publish_changes(changes)
             if stage != "train":
                 ran += repro_stage(root, stage)
             elif gpu_pool:  # the child's own logs show its dvc output
@@ -119,6 +131,7 @@ def nightly_retrain(
         "record": outcome["record"],
         "metrics": metrics,
         "lock_commit": lock,
+        "changes": None if changes is None else changes.get("status"),
     }
     return Completed(message=message, data=summary)
 

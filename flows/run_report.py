@@ -1,7 +1,8 @@
 """What a nightly run tells people: the final-state message and the Prefect artifacts.
 
 Artifacts (keys are stable so the UI shows their history run after run):
-  nightly-report  markdown: decision, metrics against the champion, gate details, report path
+  nightly-report  markdown: decision, metrics against the champion, gate details, the gate's
+                      comparison on new data since the champion, report path
   nightly-metrics table: one row per headline metric (challenger, champion, change)
   nightly-report-link link: reports/report.html as logged in the version's MLflow run, over
                       http(s) when the tracking URI is a server (the MLflow UI's artifact page);
@@ -17,6 +18,7 @@ from pathlib import Path
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
+from flows.changes_report import new_data_lines
 from pipeline.core.redact import redact
 
 MARKDOWN_KEY = "nightly-report"
@@ -137,9 +139,11 @@ def markdown(
         f"| {r['metric']} | {_fmt(r['challenger'])} | {_fmt(r['champion'])} | {_fmt(r['change'], True)} |"
         for r in rows
     ]
-    details = {k: v for k, v in gate.items() if k not in ("reason", "deltas", "champion", "champion_metrics")}
+    skip = ("reason", "deltas", "champion", "champion_metrics", "new_data")
+    details = {k: v for k, v in gate.items() if k not in skip}
     if details:
         lines += ["", "**Gate:** " + ", ".join(f"{k}={v}" for k, v in details.items())]
+    lines += new_data_lines(gate.get("new_data"))
     lines += [
         "",
         f"**Stages rerun:** {', '.join(stages_run) or 'none (all up to date)'}",

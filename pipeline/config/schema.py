@@ -189,6 +189,10 @@ class GateConfig:
     max_drop: Probability = 0.05
     # metric -> floor; each must be strictly above it (pipeline.config.floors), champion or not
     min: dict[str, Probability | Literal["chance"]] = field(default_factory=_default_floors)
+    # on the images added since the champion that are in the current test split (issue #19):
+    # challenger >= champion - new_data_margin, checked when at least new_data_min_images
+    new_data_margin: Probability = 0.02
+    new_data_min_images: Annotated[int, Range(ge=2)] = 50
 
 
 @dataclass(frozen=True)

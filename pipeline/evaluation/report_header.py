@@ -80,6 +80,7 @@ def registered_page(record: dict, commit: str, dirty: bool, report: str = "repor
         if table
         else ""
     )
+    compare += _new_data_section(gate.get("new_data"))
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>registered: {esc(title)}</title>'
         "<style>body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:24px auto;"
@@ -87,6 +88,33 @@ def registered_page(record: dict, commit: str, dirty: bool, report: str = "repor
         "padding:4px 10px;text-align:right}th{background:#f3f3f3}.name{text-align:left}</style></head>"
         f"<body><h1>Registration: {esc(title)}</h1>{note}<table>{''.join(rows)}</table>{compare}"
         f'<p>Evaluation report: <a href="{esc(report)}">{esc(report)}</a></p></body></html>\n'
+    )
+
+
+def _new_data_section(result: dict | None) -> str:
+    """The gate's second comparison: both models on the new test images since the champion."""
+    if not result:
+        return ""
+    esc = html.escape
+    if not result.get("applicable"):
+        verdict = "not applicable (does not block)"
+    else:
+        verdict = "passes" if result.get("pass") else "<b>fails: promotion refused</b>"
+    champ, chall = result.get("champion"), result.get("challenger")
+    delta = chall - champ if isinstance(champ, int | float) and isinstance(chall, int | float) else None
+    rows = [
+        _row("verdict", verdict),
+        _row("images (patients)", esc(f"{result.get('n', 0)} ({result.get('n_patients') or '-'})")),
+        _row(f"champion {result.get('metric', '')}", _fmt(champ)),
+        _row(f"challenger {result.get('metric', '')}", _fmt(chall)),
+        _row("challenger - champion", _fmt(delta, True)),
+        _row("margin", _fmt(result.get("margin"))),
+        _row("detail", esc(str(result.get("reason", "")))),
+    ]
+    return (
+        '<h2 id="new-data">On new data since the champion</h2><p>Images added or changed since the '
+        "champion that are in the current test split: the champion never saw them, the challenger "
+        f"did not train on them.</p><table>{''.join(rows)}</table>"
     )
 
 

@@ -25,6 +25,7 @@ class Decision:
     reason: str
     deltas: dict[str, float] = field(default_factory=dict)  # challenger - champion per compared metric
     below_floor: tuple[str, ...] = ()  # gate.min failures (pipeline.registry.gate_floor): no alias at all
+    new_data: dict | None = None  # the comparison on new test images (pipeline.registry.new_data)
 
 
 def _value(metrics: dict, name: str) -> float:
@@ -85,4 +86,5 @@ def fresh_run_only(decision: Decision, train_summary: dict) -> Decision:
         "the model comes from an inexact resume (tag train.resumed=inexact): promotion needs a fresh "
         "run (remove checkpoints/ and run dvc repro -f train)",
         decision.deltas,
+        new_data=decision.new_data,
     )

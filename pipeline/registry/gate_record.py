@@ -30,7 +30,30 @@ def gate_tags(decision: gate.Decision, champion, champ: dict | None, rescored: b
         tags[f"gate.delta.{name}"] = repr(delta)
         if champ is not None and name in champ:
             tags[f"gate.champion.{name}"] = repr(champ[name])
-    return tags
+    return tags | new_data_tags(decision.new_data)
+
+
+def new_data_tags(result: dict | None) -> dict[str, str]:
+    """gate.new_data: applied | not_applicable, and when applied n, champion, challenger, pass."""
+    if not result:
+        return {}
+    if not result.get("applicable"):
+        return {"gate.new_data": "not_applicable", "gate.new_data.reason": result.get("reason", "")}
+    return {
+        "gate.new_data": "applied",
+        "gate.new_data.n": str(result["n"]),
+        "gate.new_data.champion": repr(result["champion"]),
+        "gate.new_data.challenger": repr(result["challenger"]),
+        "gate.new_data.pass": str(result["pass"]).lower(),
+    }
+
+
+def new_data_line(result: dict | None) -> str:
+    """One line for the version description and the Prefect artifact."""
+    if not result:
+        return "New data since the champion: not checked."
+    verdict = "" if not result.get("applicable") else ("passes: " if result["pass"] else "FAILS: ")
+    return f"New data since the champion ({result.get('metric')}, margin {result.get('margin')}): {verdict}{result.get('reason')}."
 
 
 def finite(values: dict[str, float]) -> dict[str, float | None]:
@@ -47,6 +70,7 @@ def summary(decision: gate.Decision, champion, cfg: Config) -> dict:
         "deltas": finite(decision.deltas),
         "champion_version": str(champion.version) if champion else None,
         "floor": {"passed": not decision.below_floor, "failures": list(decision.below_floor)},
+        "new_data": decision.new_data,
     }
 
 
@@ -97,10 +121,11 @@ def description(cfg: Config, decision: gate.Decision, metrics: dict, champion, t
     value = flat_metrics(metrics).get(metric)
     lines = [
         f"{verdict}: {decision.reason}.",
-        f"{metric} {value:.4f} on {metrics.get('n_test', '?')} test images "
+        f"Frozen test: {metric} {value:.4f} on {metrics.get('n_test', '?')} test images "
         f"({metrics.get('n_test_patients', '?')} patients); threshold {metrics.get('threshold')} chosen on val."
         if value is not None
         else f"{metric}: not measured.",
+        new_data_line(decision.new_data),
         f"Champion at registration: {'v' + str(champion.version) if champion else 'none'}. "
         f"git {tags.get('git.commit', 'unknown')[:12]}{' (dirty)' if tags.get('git.dirty') == 'true' else ''}.",
     ]

@@ -20,7 +20,7 @@ from pipeline.core.model_digest import model_digest
 from pipeline.core.provenance import flat_metrics, key_tags, version_tags
 from pipeline.evaluation import report_header
 from pipeline.registry import client as registry
-from pipeline.registry import gate, gate_floor, gate_record, identical, run_content
+from pipeline.registry import gate, gate_floor, gate_record, identical, new_data_check, run_content
 from pipeline.registry import index as registry_index
 from pipeline.registry.champion import champion_metrics
 
@@ -37,11 +37,18 @@ class Verdict:
 
 
 def decide(
-    client: MlflowClient, cfg: Config, models_dir: Path, splits_dir: Path, metrics: dict, hashes: dict
+    client: MlflowClient,
+    cfg: Config,
+    models_dir: Path,
+    splits_dir: Path,
+    metrics: dict,
+    hashes: dict,
+    new_data_inputs: dict[str, Path] | None = None,
 ) -> Verdict:
     """Compare `metrics` with the champion's (re-scored on this test set when its own differs); a
-    resumed model that is not reproducible is never promoted (gate.fresh_run_only); a model below
-    gate.min gets no alias (gate_floor)."""
+    resumed model that is not reproducible is never promoted (gate.fresh_run_only); nor is one worse
+    than the champion beyond gate.new_data_margin on the new test images (new_data_check, from the
+    register inputs changes, changes_dir and plots); a model below gate.min gets no alias (gate_floor)."""
     champion = registry.alias_holder(client, registered_name(cfg), "champion")
     champ, rescored = (None, False)
     if champion is not None:
@@ -51,6 +58,9 @@ def decide(
     flat = flat_metrics(metrics)
     decision = gate.fresh_run_only(gate.decide(flat, champ, cfg.gate), train_summary)
     label_map = manifest.read_json(models_dir / "label_map.json")
+    version = str(champion.version) if champion is not None else None
+    checked = new_data_check.check(new_data_inputs or {}, version, label_map, flat, cfg.gate)
+    decision = new_data_check.apply(decision, checked)
     below = gate_floor.failures(flat, cfg.gate.min, len(label_map.get("classes") or ()))
     decision = gate_floor.apply(decision, below)
     tags = version_tags(cfg, metrics, hashes) | gate_record.gate_tags(

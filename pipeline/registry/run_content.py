@@ -95,15 +95,19 @@ def dataset_inputs(split_paths: dict[str, Path], hashes: dict[str, str]) -> list
 
 def report_artifacts(inputs: dict[str, Path]) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]]:
     """(files, dirs) of the optional register inputs (report.html, reports/eval, the validation
-    summary, history.csv) that exist, each under its project-relative path (absolute: reports/),
-    and the dvc.lock and params.yaml this run was built with, under reproduce/ (what `medpipe
-    reproduce` restores when the version's git revision lacks them or differs)."""
+    summary, history.csv, changes.json and the changes.html beside it) that exist, each under its
+    project-relative path (absolute: reports/), and the dvc.lock and params.yaml this run was built
+    with, under reproduce/ (what `medpipe reproduce` restores when the version's git revision lacks
+    them or differs)."""
     files = [(REBUILD_DIR, Path(name)) for name in REBUILD_FILES if Path(name).is_file()]
     dirs = []
-    for key in ("report", "plots", "validation", "history"):
-        if inputs.get(key) is None or not Path(inputs[key]).exists():
+    paths = [inputs.get(key) for key in ("report", "plots", "validation", "history", "changes")]
+    if inputs.get("changes") is not None:  # the changes stage's page, beside its summary
+        paths.append(Path(inputs["changes"]).with_suffix(".html"))
+    for path in paths:
+        if path is None or not Path(path).exists():
             continue
-        path = Path(inputs[key])
+        path = Path(path)
         rel = Path("reports") / path.name if path.is_absolute() else path
         if path.is_dir():
             dirs.append((rel.as_posix(), path))

@@ -1,12 +1,15 @@
 """register stage: log the trained model to MLflow, create a tagged version, run the champion gate.
 
-The run is the training's (pipeline.tracking.train_run: created by train, continued here) or, when train could
-not log one, a new run built from the train outputs. It gets params, headline metrics, per-epoch
-`train/*` metrics (step = epoch), the split manifests as mlflow.data inputs, the pyfunc model
-(`model/`, pipeline.serving.pyfunc_model), report.html, reports/eval, the validation summary,
-history.csv and lineage.json (every dvc.lock hash); it is renamed `<model>-v<version>`. The version
-gets a few key tags (git, params hash, data hashes, metric.*, gate.*) and the gate decision as its
-description. Under `dvc exp run` (DVC_EXP_NAME) the run is logged but no version or alias changes.
+The run is the training's (pipeline.tracking.train_run: created by train, continued here) or, when
+train could not log one, a new run built from the train outputs. It gets params, headline metrics,
+per-epoch `train/*` metrics (step = epoch), the split manifests as mlflow.data inputs, the pyfunc
+model (`model/`, pipeline.serving.pyfunc_model), report.html, reports/eval, the validation summary,
+history.csv, changes.json + changes.html (when the `changes` stage ran) and lineage.json (every
+dvc.lock hash); it is renamed `<model>-v<version>`. The version gets a few key tags (git, params
+hash, data hashes, metric.*, gate.*) and the gate decision as its description. The gate also
+compares champion and challenger on the test images new since the champion (optional inputs
+changes, changes_dir: pipeline.registry.new_data_check). Under `dvc exp run` (DVC_EXP_NAME) the run
+is logged but no version or alias changes.
 
 Order matters for "no half-registered model": gate decision and tags are computed first, then
 the run and all its artifacts are stored, and only then is the model version created (with all
@@ -134,7 +137,9 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     read = _read_inputs(inputs)
     client = registry.connect(cfg.registry)
     exp_id = registry.experiment_id(client, cfg.registry)
-    verdict = registration.decide(client, cfg, inputs["model"], inputs["splits"], read.metrics, read.hashes)
+    verdict = registration.decide(
+        client, cfg, inputs["model"], inputs["splits"], read.metrics, read.hashes, new_data_inputs=inputs
+    )
     twin = identical.find(client, name, verdict.tags) if registry.dvc_experiment() is None else None
     if twin is not None:  # same model, data, params and code as a version: register nothing new
         record = identical.record(client, name, twin, started)
