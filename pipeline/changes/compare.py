@@ -47,6 +47,23 @@ def sample(rows: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return rows.iloc[pick]
 
 
+def class_matched_sample(train: pd.DataFrame, new: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """A seeded sample of the champion's training rows with the new batch's class mix, so the
+    embedding test measures a change in the images, not in the class mix (balance reports that,
+    and an embedding trained to separate the classes would flag any batch of mostly one class).
+    New rows without a class the training rows know fall back to a plain sample."""
+    names = new["class_name"].astype("string")
+    known = set(train["class_name"].astype(str))
+    if len(new) == 0 or names.isna().any() or not set(names.astype(str)) <= known:
+        return sample(train, n, seed)
+    size = min(n, len(train))
+    parts = []
+    for i, (name, share) in enumerate(names.astype(str).value_counts(normalize=True).sort_index().items()):
+        pool = train[train["class_name"].astype(str) == name]
+        parts.append(sample(pool, max(1, round(size * share)), seed + i))
+    return pd.concat(parts).sort_index(kind="stable")
+
+
 def check_classes(champ: champions.Champion, labels: dict | None) -> None:
     """Unavailable when the champion was trained on another format or on another class set (one is
     neither a subset nor a superset of the other: a vanished or a new class is a finding, not this)."""
@@ -103,7 +120,7 @@ def compare(
     keep = new["path"].isin(labelled["path"]).to_numpy()
     proba = None
     train = then[then["split"].astype("string") == "train"]
-    train, train_px = _pixels(index, sample(train, c.max_reference, c.seed + 1))
+    train, train_px = _pixels(index, class_matched_sample(train, new, c.max_reference, c.seed + 1))
     if len(train) >= 2 and len(new) >= 2:
         ref_emb = embed(penultimate(model), train_px)
         if champ.tta:  # scored below with every trained view; the embedding is the plain image's

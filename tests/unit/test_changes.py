@@ -244,3 +244,16 @@ def test_the_champion_on_new_block_has_patient_bootstrap_cis_binary_and_multicla
     binary = score.summarise(Task(["neg", "pos"], 1), Predictions(yb, pb, patients), 0.5, 30, 1)
     assert binary["threshold"] == 0.5
     assert binary["metrics"]["sensitivity"]["ci"] is not None and binary["metrics"]["pr_auc"]["ci"] is None
+
+
+def test_embedding_reference_follows_the_new_batch_class_mix():
+    from pipeline.changes.compare import class_matched_sample
+
+    train = pd.DataFrame({"path": [f"t{i}" for i in range(400)], "class_name": ["A"] * 300 + ["B"] * 100})
+    new = pd.DataFrame({"path": [f"n{i}" for i in range(40)], "class_name": ["B"] * 30 + ["A"] * 10})
+    ref = class_matched_sample(train, new, 80, seed=3)
+    assert ref["class_name"].value_counts().to_dict() == {"B": 60, "A": 20}
+    assert ref.equals(class_matched_sample(train, new, 80, seed=3))  # seeded: byte-identical outputs
+    unlabelled = new.assign(class_name=pd.NA)
+    plain = class_matched_sample(train, unlabelled, 80, seed=3)
+    assert len(plain) == 80 and plain["class_name"].value_counts()["A"] > 40  # the training mix
