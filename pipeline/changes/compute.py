@@ -8,6 +8,7 @@ only); "unavailable" (the champion's record, data or class set cannot be compare
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -95,6 +96,25 @@ def write(result: Comparison, cfg: Config, outputs: dict[str, Path]) -> None:
     Path(outputs["report"]).write_text(html, encoding="utf-8")
     if outputs.get("headline"):
         manifest.write_json(summary.headline(doc, cfg.gate.metric), outputs["headline"])
+    if outputs.get("gate"):
+        manifest.write_json(gate_document(doc, folder / FILE_NAME), outputs["gate"])
+
+
+def gate_document(doc: dict, predictions: Path) -> dict:
+    """reports/changes_gate.json, the register stage's one DVC dependency on this stage: only what
+    the gate's new-data check reads. It is the same file whenever no new labelled image was scored
+    (first night, nothing new, unavailable), so register does not rerun for a report-only change;
+    with new images it names the champion and pins champion_predictions.csv by its sha256."""
+    scored = doc.get("champion_on_new") or {}
+    if doc.get("status") != "compared" or not scored.get("n"):
+        return {"schema": 1, "comparable": False}
+    return {
+        "schema": 1,
+        "comparable": True,
+        "champion": doc.get("champion"),
+        "n": int(scored["n"]),
+        "predictions_sha256": hashlib.sha256(predictions.read_bytes()).hexdigest(),
+    }
 
 
 def dumps(doc: dict) -> str:

@@ -2,15 +2,16 @@
 comparison is possible, compare (pipeline.registry.new_data), and fold the verdict into the gate.
 
 Inputs (all optional, so a project without the `changes` stage still registers):
-  reports/changes.json                        status compared | baseline | unavailable, the champion
+  reports/changes_gate.json                   comparable or not; the champion; the sha256 of:
   reports/changes/champion_predictions.csv    the champion on every new labelled image
   reports/eval/predictions.csv                the challenger (its evaluate stage)
-Anything missing, a status other than "compared", a champion that is not the registry's champion
+Anything missing, nothing new scored by the champion, a predictions file other than the pinned one, a champion that is not the registry's champion
 now, or another class set: "not applicable" with the reason, never an error.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import replace
@@ -35,6 +36,10 @@ def _read_json(path: Path) -> dict | None:
         log.warning("cannot read %s: %s", path, exc)
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _test_rows(path: Path) -> pd.DataFrame | None:
@@ -68,29 +73,32 @@ def check(
     """gate.new_data of registered.json (see pipeline.registry.new_data for its keys)."""
     metric, margin = cfg.metric, cfg.new_data_margin
     skip = lambda why, n=0: new_data.not_applicable(why, metric, margin, n)  # noqa: E731
-    changes = inputs.get("changes")
-    if changes is None or not Path(changes).is_file():
-        return skip("no reports/changes.json (no changes stage in this project, or it did not run)")
-    doc = _read_json(Path(changes))
+    gate_file = inputs.get("changes_gate")
+    if gate_file is None or not Path(gate_file).is_file():
+        return skip("no reports/changes_gate.json (no changes stage in this project, or it did not run)")
+    doc = _read_json(Path(gate_file))
     if doc is None:
-        return skip(f"{changes} is not a readable JSON object")
-    status = doc.get("status")
-    if status != "compared":
-        return skip(f"changes status is {status!r}: {doc.get('reason') or 'no comparison with a champion'}")
+        return skip(f"{gate_file} is not a readable JSON object")
+    if not doc.get("comparable"):
+        return skip("no new labelled image was scored by the champion (reports/changes.json says why)")
     champion = doc.get("champion") or {}
     if champion_version is None:
         return skip("no champion in the registry")
     if str(champion.get("version")) != str(champion_version):
         return skip(
-            f"changes.json compares with champion v{champion.get('version')}, the champion is v{champion_version}"
+            f"the changes stage compared with champion v{champion.get('version')}, the champion is v{champion_version}"
         )
     classes = [str(c) for c in label_map.get("classes") or []]
     if [str(c) for c in champion.get("classes") or []] != classes:
         return skip(f"the champion's classes {champion.get('classes')} are not the challenger's {classes}")
-    changes_dir = inputs.get("changes_dir") or Path(changes).with_suffix("")
-    champ_rows = _test_rows(Path(changes_dir) / CHAMPION_PREDICTIONS)
+    champ_file = Path(inputs.get("changes_dir") or Path(gate_file).parent / "changes") / CHAMPION_PREDICTIONS
+    if not champ_file.is_file() or _sha256(champ_file) != doc.get("predictions_sha256"):
+        return skip(
+            f"{champ_file} is missing or not the one changes_gate.json pins (rerun the changes stage)"
+        )
+    champ_rows = _test_rows(champ_file)
     if champ_rows is None:
-        return skip(f"no readable {Path(changes_dir) / CHAMPION_PREDICTIONS}")
+        return skip(f"no readable {champ_file}")
     plots = inputs.get("plots")
     chall_rows = _test_rows(Path(plots) / CHALLENGER_PREDICTIONS) if plots else None
     if chall_rows is None:

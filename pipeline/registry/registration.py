@@ -48,7 +48,7 @@ def decide(
     """Compare `metrics` with the champion's (re-scored on this test set when its own differs); a
     resumed model that is not reproducible is never promoted (gate.fresh_run_only); nor is one worse
     than the champion beyond gate.new_data_margin on the new test images (new_data_check, from the
-    register inputs changes, changes_dir and plots); a model below gate.min gets no alias (gate_floor)."""
+    register inputs changes_gate, changes_dir and plots); a model below gate.min gets no alias (gate_floor)."""
     champion = registry.alias_holder(client, registered_name(cfg), "champion")
     champ, rescored = (None, False)
     if champion is not None:

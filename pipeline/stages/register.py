@@ -8,7 +8,7 @@ history.csv, changes.json + changes.html (when the `changes` stage ran) and line
 dvc.lock hash); it is renamed `<model>-v<version>`. The version gets a few key tags (git, params
 hash, data hashes, metric.*, gate.*) and the gate decision as its description. The gate also
 compares champion and challenger on the test images new since the champion (optional inputs
-changes, changes_dir: pipeline.registry.new_data_check). Under `dvc exp run` (DVC_EXP_NAME) the run
+changes_gate, changes_dir: pipeline.registry.new_data_check; changes: logged only). Under `dvc exp run` (DVC_EXP_NAME) the run
 is logged but no version or alias changes.
 
 Order matters for "no half-registered model": gate decision and tags are computed first, then

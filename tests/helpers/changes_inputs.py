@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.changes.compute import gate_document
+
 CLASSES = ("neg", "pos")
 CHAMPION_COLUMNS = ["path", "sha256", "patient_id", "label", "class_name", "split"]
 
@@ -95,8 +97,8 @@ def changes_doc(
 
 
 def write_changes(root: Path, doc: dict, champion_rows: pd.DataFrame | None = None) -> None:
-    """reports/changes.json, reports/changes.html and reports/changes/champion_predictions.csv
-    (header only when no rows: nothing new)."""
+    """reports/changes.json, reports/changes.html, reports/changes/champion_predictions.csv
+    (header only when no rows: nothing new) and reports/changes_gate.json."""
     reports = root / "reports"
     (reports / "changes").mkdir(parents=True, exist_ok=True)
     (reports / "changes.json").write_text(json.dumps(doc, indent=2))
@@ -104,6 +106,10 @@ def write_changes(root: Path, doc: dict, champion_rows: pd.DataFrame | None = No
     columns = CHAMPION_COLUMNS + [f"p_{c}" for c in CLASSES]
     rows = champion_rows if champion_rows is not None else pd.DataFrame(columns=columns)
     rows.to_csv(reports / "changes" / "champion_predictions.csv", index=False)
+    # changes_gate.json as the changes stage writes it (pipeline.changes.compute.gate_document)
+    scored = doc.get("champion_on_new") or ({"n": len(rows)} if len(rows) else None)
+    gate = gate_document({**doc, "champion_on_new": scored}, reports / "changes" / "champion_predictions.csv")
+    (reports / "changes_gate.json").write_text(json.dumps(gate, indent=2))
 
 
 def write_challenger_predictions(root: Path, rows: pd.DataFrame) -> None:

@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 from pipeline.stages import register
 
 CHANGES_INPUTS = INPUTS | {
+    "changes_gate": Path("reports/changes_gate.json"),
     "changes": Path("reports/changes.json"),
     "changes_dir": Path("reports/changes"),
     "plots": Path("reports/eval"),

@@ -202,7 +202,7 @@ def test_the_first_screen_says_baseline_or_names_the_relabelled_batch_and_vanish
 def test_medpipe_changes_reads_the_stage_paths_from_dvc_yaml():
     inputs, outputs = stage_paths(ROOT / "dvc.yaml")
     assert inputs["validated"] == Path("data/interim/validated.csv")
-    assert set(outputs) == {"summary", "report", "dir", "headline"}
+    assert set(outputs) == {"summary", "report", "dir", "headline", "gate"}
 
 
 def test_n_perm_too_small_for_alpha_is_refused_at_load():

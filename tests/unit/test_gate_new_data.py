@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -84,7 +85,7 @@ def _write(root: Path, doc: dict, champ: pd.DataFrame | None, chall: pd.DataFram
     if chall is not None:
         write_challenger_predictions(root, chall)
     return {
-        "changes": root / "reports/changes.json",
+        "changes_gate": root / "reports/changes_gate.json",
         "changes_dir": root / "reports/changes",
         "plots": root / "reports/eval",
     }
@@ -100,9 +101,9 @@ def test_check_reads_the_documented_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("doc", "version", "label_map", "words"),
     [
-        (changes_doc("baseline", None), None, LABEL_MAP, "status is 'baseline': no champion yet"),
-        (changes_doc("unavailable"), "1", LABEL_MAP, "'unavailable': the champion's manifests are gone"),
-        (changes_doc(), "2", LABEL_MAP, "compares with champion v1, the champion is v2"),
+        (changes_doc("baseline", None), None, LABEL_MAP, "no new labelled image was scored"),
+        (changes_doc("unavailable"), "1", LABEL_MAP, "no new labelled image was scored"),
+        (changes_doc(), "2", LABEL_MAP, "compared with champion v1, the champion is v2"),
         (changes_doc(), "1", {"classes": ["a", "b", "c"]}, "are not the challenger's"),
     ],
 )
@@ -114,7 +115,7 @@ def test_check_is_not_applicable_without_a_comparison(tmp_path, doc, version, la
 
 def test_check_without_a_changes_file_or_predictions(tmp_path: Path) -> None:
     missing = new_data_check.check({}, "1", LABEL_MAP, METRICS, GATE)
-    assert not missing["applicable"] and "no reports/changes.json" in missing["reason"]
+    assert not missing["applicable"] and "no reports/changes_gate.json" in missing["reason"]
     inputs = _write(tmp_path, changes_doc(), scored_rows(60, 40), None)
     no_eval = new_data_check.check(inputs, "1", LABEL_MAP, METRICS, GATE)
     assert not no_eval["applicable"] and "no readable challenger predictions" in no_eval["reason"]
@@ -154,3 +155,21 @@ def test_tags_and_description_line_name_both_outcomes() -> None:
     skipped = new_data.not_applicable("too few", "roc_auc", 0.02, 3)
     assert gate_record.new_data_tags(skipped)["gate.new_data"] == "not_applicable"
     assert "not applicable (n=3): too few" in gate_record.new_data_line(skipped)
+
+
+def test_check_refuses_predictions_the_gate_file_does_not_pin(tmp_path: Path) -> None:
+    inputs = _write(tmp_path, changes_doc(added=100), scored_rows(60, 40), scored_rows(60, 40))
+    assert new_data_check.check(inputs, "1", LABEL_MAP, METRICS, GATE)["applicable"]
+    stale = tmp_path / "reports/changes/champion_predictions.csv"
+    stale.write_text(stale.read_text().replace("0.", "0.0", 1))  # edited after the stage ran
+    result = new_data_check.check(inputs, "1", LABEL_MAP, METRICS, GATE)
+    assert not result["applicable"] and "not the one changes_gate.json pins" in result["reason"]
+
+
+def test_gate_file_is_the_same_for_every_night_without_new_scored_images(tmp_path: Path) -> None:
+    from pipeline.changes.compute import gate_document
+
+    csv = tmp_path / "p.csv"
+    csv.write_text("path\n")
+    nights = [changes_doc("baseline", None), changes_doc(), changes_doc("unavailable")]
+    assert {json.dumps(gate_document(d, csv)) for d in nights} == {'{"schema": 1, "comparable": false}'}
