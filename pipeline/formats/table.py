@@ -5,9 +5,11 @@ The table is read from data/raw (ingest mirrors it with the images) and its rows
 manifest by path relative to data.source: a cell is only looked up among ingested files, so nothing
 outside the source is ever read. Every row and every file has one outcome:
   - an image row (label = index of the sorted class names, patient_id = pseudonym of the patient
-    cell; without a patient column, of a DICOM file's own PatientID, else one patient per image);
+    cell; for a DICOM file without a patient cell, of its header's PatientID; else one patient per
+    image);
   - a format_error row, quarantined by validate: two labels / patient ids / official splits for one
-    file, a cell that is no class value or split, an empty patient cell, a label no folder can carry;
+    file, a cell that is no class value or split, an empty patient cell (a DICOM file's: and no
+    PatientID in its header), a label no folder can carry;
   - a skipped.csv row with its reason: a file the table does not list ("not in the table"), the
     table itself, a row whose label is empty / uncertain / multi-label, a path that leaves the
     source, a listed file that is not in data/raw, a repeated row. Rows that name no usable file
@@ -154,7 +156,11 @@ class TableAdapter:
             raise DataError(f"class column {empty[0]} of {t.file} is the only 1 in no usable row; drop it")
         out.classes, out.positive = classes, (classes[1] if len(classes) == 2 else None)
         for f, e in kept:
-            raw_patient = e.patient or (self.file_patient(f) if not t.patient_column else None)
+            raw_patient = e.patient or self.file_patient(f)
+            if t.patient_column and not raw_patient:
+                why = f"no patient id in column {t.patient_column} (row {e.row}) nor a PatientID in the DICOM header"
+                out.rows.append(error_row(f, why))
+                continue
             patient = pseudonym(raw_patient) if raw_patient else f.rel.as_posix()
             parsed = Parsed(class_name=e.class_name or "", patient_id=patient, source_split=e.split)
             out.rows.append(image_row(f, parsed, classes))

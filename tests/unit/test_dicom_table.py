@@ -131,6 +131,30 @@ def test_dicom_format_table_patient_column_wins_over_the_header(in_tmp):
     assert [r["patient_id"] for r in rows.values()] == [pseudonym.pseudonym("P1"), pseudonym.pseudonym("P2")]
 
 
+def test_an_empty_patient_cell_of_a_dcm_row_takes_the_header_patient_id(in_tmp, caplog):
+    caplog.set_level(logging.DEBUG)
+    files = {
+        "i/1.dcm": film(ramp(), patient=MRN[0]),
+        "i/2.dcm": film(ramp(seed=1), patient=MRN[0]),
+        "i/3.dcm": film(ramp(seed=2), patient=None),
+        "i/4.png": _png(3),
+    }
+    table = pd.DataFrame({"path": list(files), "y": ["A", "A", "B", "B"], "mrn": [MRN[0], "", "", ""]})
+    result, rows, _ = _regroup(
+        in_tmp, files, table, "table", table={"label_column": "y", "patient_column": "mrn"}
+    )
+    assert (
+        rows["data/raw/i/1.dcm"]["patient_id"]
+        == rows["data/raw/i/2.dcm"]["patient_id"]
+        == pseudonym.pseudonym(MRN[0])
+    )  # the cell and the header name one patient
+    assert rows["data/raw/i/3.dcm"]["format_error"] == (
+        "no patient id in column mrn (row 3) nor a PatientID in the DICOM header"
+    )
+    assert rows["data/raw/i/4.png"]["format_error"] == "no patient id in column mrn (row 4)"
+    _assert_no_phi(result, caplog)
+
+
 def test_dicom_format_table_keys_are_checked_at_load():
     with pytest.raises(ConfigError, match="needs exactly one of label_column"):
         from_dict({"data": {"format": "dicom", "table": {"file": "labels.csv"}}})
