@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from helpers.dicom_films import film, ramp
+from helpers.dicom_films import PHI, film, ramp
 
 from pipeline.config import from_dict
 from pipeline.core import images, pseudonym
@@ -80,3 +80,17 @@ def test_label_map_voi_policy_defaults_to_header_and_is_checked():
     assert ServingConfig.from_dict(before).dicom_voi == "header"  # a model registered before the key
     with pytest.raises(DataError, match="dicom_voi 'window' is not one of"):
         LabelMap.parse({"classes": ["a", "b"], "dicom_voi": "window"})
+
+
+def test_the_mlflow_input_example_of_a_dicom_is_its_pixels_without_the_header(tmp_path):
+    from pipeline.serving.pyfunc_model import example_image
+
+    path = tmp_path / "film.dcm"
+    path.write_bytes(film(ramp(), bits_stored=12, window=(1200, 900), patient="MRN-EXAMPLE-1"))
+    cfg = _serving("dataset", DATASET_WINDOW)
+    example = example_image(path, cfg)
+    assert example.startswith(b"\x89PNG") and not [
+        v for v in ("MRN-EXAMPLE-1", *PHI.values()) if v.encode() in example
+    ]
+    served = load_batch([path.read_bytes()], cfg, ["film.dcm"])
+    np.testing.assert_array_equal(load_batch([example], cfg, ["example.png"]), served)  # scores the same
