@@ -1,4 +1,4 @@
-"""Checks of data.table.* for data.format table: each returns a one-line message or None. They run at
+"""Checks of data.table.* for data.format table (and dicom with a table): each returns a one-line message or None. They run at
 every load (pipeline.config.checks.CROSS_CHECKS), so a table that cannot be read as configured stops
 before ingest; the columns themselves are checked against the file at regroup."""
 
@@ -13,9 +13,14 @@ if TYPE_CHECKING:
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 
 
+def _uses_table(cfg: Config) -> bool:
+    """data.format table, or data.format dicom with labels from a table (data.table.file set)."""
+    return cfg.data.format == "table" or (cfg.data.format == "dicom" and cfg.data.table.file is not None)
+
+
 def _table_file(cfg: Config) -> str | None:
     """The table must be named, be CSV/TSV/Parquet and lie inside data.source (ingest mirrors it)."""
-    if cfg.data.format != "table":
+    if not _uses_table(cfg):
         return None
     file = cfg.data.table.file
     if not file:
@@ -33,7 +38,7 @@ def _table_file(cfg: Config) -> str | None:
 
 def _table_columns(cfg: Config) -> str | None:
     """Exactly one of label_column / class_columns (>= 2 of them); no column used for two things."""
-    if cfg.data.format != "table":
+    if not _uses_table(cfg):
         return None
     t = cfg.data.table
     if (t.label_column is None) == (not t.class_columns):

@@ -62,9 +62,10 @@ JPEG_SOI = b"\xff\xd8\xff"
 _JPEG_FLAGS = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
 
 
-def decode_raw(data: bytes | np.ndarray) -> np.ndarray:
+def decode_raw(data: bytes | np.ndarray, voi: bool = True) -> np.ndarray:
     """Decode with every channel and the native bit depth kept (for validation); JPEG EXIF
-    orientation applied."""
+    orientation applied. `voi=False`: a DICOM's own VOI LUT/window is ignored (data.dicom.voi:
+    dataset, as the VOI-less copies regroup writes), leaving the modality values for the window."""
     buf = np.frombuffer(data, np.uint8) if isinstance(data, bytes | bytearray | memoryview) else data
     if buf.size == 0:
         raise DecodeError("empty file")
@@ -73,7 +74,7 @@ def decode_raw(data: bytes | np.ndarray) -> np.ndarray:
 
         raw = data if isinstance(data, bytes) else buf.tobytes()
         if dicom.is_dicom(raw):
-            return dicom_pixels.to_pipeline(raw).image
+            return dicom_pixels.to_pipeline(raw, voi=voi).image
     is_jpeg = buf.size >= 3 and bytes(buf[:3]) == JPEG_SOI
     img = cv2.imdecode(buf, _JPEG_FLAGS if is_jpeg else cv2.IMREAD_UNCHANGED)
     if img is None:
@@ -81,8 +82,10 @@ def decode_raw(data: bytes | np.ndarray) -> np.ndarray:
     return img
 
 
-def decode(data: bytes | np.ndarray, channels: int = 3, window: Window = None) -> np.ndarray:
-    return to_channels(to_uint8(decode_raw(data), window), channels)
+def decode(
+    data: bytes | np.ndarray, channels: int = 3, window: Window = None, voi: bool = True
+) -> np.ndarray:
+    return to_channels(to_uint8(decode_raw(data, voi), window), channels)
 
 
 def read(path: str | Path, channels: int = 3, window: Window = None) -> np.ndarray:
@@ -94,15 +97,17 @@ def preprocess(path: str | Path, size: int, channels: int = 3, window: Window = 
     return preprocess_bytes(Path(path).read_bytes(), size, channels, window)
 
 
-def preprocess_bytes(data: bytes, size: int, channels: int = 3, window: Window = None) -> np.ndarray:
+def preprocess_bytes(
+    data: bytes, size: int, channels: int = 3, window: Window = None, voi: bool = True
+) -> np.ndarray:
     """Decode image bytes and resize to size x size (INTER_AREA when shrinking). uint8 HxWxC.
 
     `window` = the dataset's (lo, hi) intensity range for images deeper than 8 bits (recorded by
     validate, carried in label_map.json); None keeps the per-image fallback. The served model
     (pipeline.serving) calls this on uploaded bytes, the stages through preprocess on files: the
-    same numbers either way.
+    same numbers either way. `voi`: see decode_raw (False for models trained with voi: dataset).
     """
-    img = decode(data, channels, window)
+    img = decode(data, channels, window, voi)
     if img.shape[0] != size or img.shape[1] != size:
         interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
         img = cv2.resize(img, (size, size), interpolation=interp)

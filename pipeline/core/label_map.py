@@ -2,7 +2,9 @@
 
 Written by the train stage: class names in output-column order, the positive class of a binary
 task (None for multi-class), the input geometry the model was trained on (image_size, channels)
-and the dataset intensity window for > 8-bit images (None for 8-bit data).
+and the dataset intensity window for > 8-bit images (None for 8-bit data), and for data.format dicom
+the VOI policy its films were decoded with (`dicom_voi`: "header" = a file's own VOI LUT/window,
+"dataset" = VOI ignored, the dataset window maps every film), so serving decodes DICOM alike.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from pipeline.core.errors import DataError
 
 FILE_NAME = "label_map.json"
+VOI_POLICIES = ("header", "dataset")  # data.dicom.voi
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,7 @@ class LabelMap:
     image_size: int | None = None
     channels: int | None = None
     window: list[float] | None = None
+    dicom_voi: str = "header"
 
     @classmethod
     def parse(cls, doc: dict) -> LabelMap:
@@ -33,12 +37,16 @@ class LabelMap:
             raise DataError(f"{FILE_NAME}: positive class {positive!r} is not one of {classes}")
         binary = positive is not None and len(classes) == 2
         window = doc.get("window")
+        voi = doc.get("dicom_voi") or "header"
+        if voi not in VOI_POLICIES:
+            raise DataError(f"{FILE_NAME}: dicom_voi {voi!r} is not one of {list(VOI_POLICIES)}")
         return cls(
             classes=classes,
             positive=str(positive) if binary else None,
             image_size=int(doc["image_size"]) if doc.get("image_size") is not None else None,
             channels=int(doc["channels"]) if doc.get("channels") is not None else None,
             window=[float(v) for v in window] if window else None,
+            dicom_voi=voi,
         )
 
     @property

@@ -17,35 +17,19 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from tqdm import tqdm
 
 from pipeline.config import DataConfig
-from pipeline.core import dicom, pseudonym
+from pipeline.core import pseudonym
 from pipeline.formats.base import RawFile, Regrouped, error_row
-from pipeline.formats.dicom_frames import has_voi, write_frame
+from pipeline.formats.dicom_rows import AUDIT, SUFFIXES, candidate, emit, read_checked
+from pipeline.formats.dicom_table import regroup_from_table
 from pipeline.formats.imagefolder import Layout
 
 log = logging.getLogger(__name__)
-SUFFIXES = frozenset({".dcm", ".dicom"})
-DICOMDIR_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage
-AUDIT = ("modality", "manufacturer", "photometric", "bits_stored", "transfer_syntax", "view_position")
-AUDIT += ("rows", "columns", "pixel_spacing", "frames", "sop_class")
-
-
-def candidate(rel: PurePosixPath) -> str | None:
-    """Reason to skip a file before reading it, else None."""
-    if any(
-        part.startswith(".") or part.lower() in ("__macosx", "thumbs.db", "desktop.ini") for part in rel.parts
-    ):
-        return "hidden or OS junk file"
-    if rel.name.upper() == "DICOMDIR":
-        return "DICOMDIR (a media index, no image)"
-    suffix = rel.suffix.lower()
-    if suffix in SUFFIXES or not suffix or rel.name.replace(".", "").isdigit():
-        return None
-    return f"not DICOM ({suffix})"
+__all__ = ["AUDIT", "SUFFIXES", "DicomAdapter", "candidate"]
 
 
 class DicomAdapter:
@@ -53,6 +37,8 @@ class DicomAdapter:
     example = "<class>/<file>.dcm"
 
     def regroup(self, files: list[RawFile], data: DataConfig, extracted: Path) -> Regrouped:
+        if data.table.file:  # labels (patients, splits) from the table, pixels and audit from DICOM
+            return regroup_from_table(files, data, extracted)
         out = Regrouped(classes=[], positive=None, rows=[])
         todo = []
         for f in files:
@@ -80,24 +66,8 @@ class DicomAdapter:
     def _one(
         self, f: RawFile, layout: Layout, data: DataConfig, base: Path, out: Regrouped, photometric
     ) -> None:
-        with open(f.path, "rb") as fh:
-            head_bytes = fh.read(132)
-        if not dicom.is_dicom(head_bytes):
-            if f.rel.suffix.lower() in SUFFIXES:
-                out.rows.append(error_row(f, "not a DICOM file (no DICM marker at byte 128)"))
-            else:
-                out.skip(f.path, "no suffix and not DICOM")
-            return
-        try:
-            head = dicom.read_header(f.path)
-        except Exception as exc:  # noqa: BLE001 - pydicom raises many types for broken headers
-            out.rows.append(error_row(f, f"DICOM header unreadable: {' '.join(str(exc).split())[:200]}"))
-            return
-        if head["sop_class"] == DICOMDIR_CLASS:
-            out.skip(f.path, "DICOMDIR (a media index, no image)")
-            return
-        if not head["has_pixels"]:
-            out.skip(f.path, f"DICOM without pixel data (SOP class {head['sop_class']})")
+        head = read_checked(f, out)
+        if head is None:
             return
         parts = f.rel.parts[layout.strip :]
         if len(parts) < 2:
@@ -105,12 +75,6 @@ class DicomAdapter:
             return
         if not head["patient_id"]:
             out.rows.append(error_row(f, "no PatientID in the header"))
-            return
-        frames = head["frames"]
-        if frames > 1 and data.dicom.frames == "refuse":
-            out.rows.append(
-                error_row(f, f"multi-frame DICOM ({frames} frames) and data.dicom.frames is refuse")
-            )
             return
         class_name = parts[0]
         photometric.setdefault(class_name, Counter())[head["photometric"] or "none"] += 1
@@ -124,36 +88,5 @@ class DicomAdapter:
             "x": None,
             "y": None,
             "source_split": None,
-            **{k: head[k] for k in AUDIT},
-            "frame": 0,
-            "source_file": None,
-            "format_error": None,
         }
-        copies = range(frames) if frames > 1 and data.dicom.frames == "each" else None
-        if copies is None and data.dicom.voi == "dataset":
-            copies = range(1)
-        if copies is None:
-            out.rows.append(row)
-            return
-        try:
-            ds = dicom.parse(Path(f.path).read_bytes())
-            if copies == range(1) and not has_voi(ds) and frames == 1:
-                out.rows.append(row)
-                return
-            for i in copies:
-                dest = base / f.rel.parent / f"{f.rel.name}.f{i:04d}.dcm"
-                size, sha = write_frame(ds, i, dest, data.dicom.voi == "dataset")
-                frames_now = {"frames": 1} if frames > 1 else {}
-                out.rows.append(
-                    {
-                        **row,
-                        "path": dest.as_posix(),
-                        "bytes": size,
-                        "sha256": sha,
-                        "frame": i,
-                        "source_file": f.path,
-                        **frames_now,
-                    }
-                )
-        except Exception as exc:  # noqa: BLE001 - an undecodable frame: validate's reason, not a crash
-            out.rows.append(error_row(f, f"frames not extractable: {' '.join(str(exc).split())[:200]}"))
+        emit(f, row, head, data, base, out)

@@ -5,9 +5,11 @@ The table is read from data/raw (ingest mirrors it with the images) and its rows
 manifest by path relative to data.source: a cell is only looked up among ingested files, so nothing
 outside the source is ever read. Every row and every file has one outcome:
   - an image row (label = index of the sorted class names, patient_id = pseudonym of the patient
-    cell, or one patient per image without a patient column);
+    cell; for a DICOM file without a patient cell, of its header's PatientID; else one patient per
+    image);
   - a format_error row, quarantined by validate: two labels / patient ids / official splits for one
-    file, a cell that is no class value or split, an empty patient cell, a label no folder can carry;
+    file, a cell that is no class value or split, an empty patient cell (a DICOM file's: and no
+    PatientID in its header), a label no folder can carry;
   - a skipped.csv row with its reason: a file the table does not list ("not in the table"), the
     table itself, a row whose label is empty / uncertain / multi-label, a path that leaves the
     source, a listed file that is not in data/raw, a repeated row. Rows that name no usable file
@@ -18,11 +20,12 @@ Patient cells are never logged or quoted; only pseudonyms (pipeline.core.pseudon
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
 from pipeline.config import DataConfig
+from pipeline.core import dicom
 from pipeline.core.errors import DataError
 from pipeline.core.pseudonym import key_id, pseudonym
 from pipeline.formats.base import (
@@ -37,15 +40,20 @@ from pipeline.formats.base import (
 from pipeline.formats.table_read import Entry, read_entries, resolve_path
 
 log = logging.getLogger(__name__)
-LISTABLE = IMAGE_SUFFIXES | {".dcm"}  # .dcm rows are kept; decoding them is pipeline.core's
+DICOM_SUFFIXES = frozenset({".dcm", ".dicom"})
+LISTABLE = IMAGE_SUFFIXES | DICOM_SUFFIXES  # DICOM rows are kept; decoding them is pipeline.core's
 
 
 def patient_from_file(path: str) -> str | None:
-    """Hook: the patient id a file carries itself (a DICOM header's PatientID), or None.
+    """The patient id a file carries itself: a DICOM header's PatientID (raw; the caller only ever
+    passes it to pseudonym()), or None for a file that is not DICOM or has no PatientID.
 
-    Used for listed `.dcm` files when the table has no patient column; None means one patient per
-    image. The value it returns is pseudonymised like a table cell."""
-    return None
+    Used for listed DICOM files when the table has no patient column; None means one patient per
+    image. Nothing here logs or returns the value anywhere else (PHI)."""
+    try:
+        return dicom.read_header(path)["patient_id"]
+    except Exception:  # noqa: BLE001 - a broken header is validate's (or the dicom adapter's) to report
+        return None
 
 
 def _rows(entries: list[Entry]) -> str:
@@ -75,7 +83,7 @@ class TableAdapter:
         for f in tqdm(files, desc="regroup table", unit="file", mininterval=2.0, disable=None):
             rel = f.rel.as_posix()
             entries = by_rel.pop(rel, [])
-            junk = common_ignore(f.rel, LISTABLE)
+            junk = self.ignore(f.rel)
             if f is table:
                 listed = f"also listed in {name} {_rows(entries)}" if entries else ""
                 out.skip(f.path, "the label table (data.table.file)", listed)
@@ -128,8 +136,17 @@ class TableAdapter:
                 out.skip(e.cell, reason, f"{name} row {e.row}; row {first.row} labels the file")
         return first
 
-    @staticmethod
-    def _finish(out: Regrouped, kept: list[tuple[RawFile, Entry]], data: DataConfig, n_rows: int) -> None:
+    def ignore(self, rel: PurePosixPath) -> str | None:
+        """Reason a file cannot be an image of this format (hidden, not an image), else None."""
+        return common_ignore(rel, LISTABLE)
+
+    def file_patient(self, f: RawFile) -> str | None:
+        """The raw patient id `f` carries itself when the table has no patient column (DICOM)."""
+        return patient_from_file(f.path) if f.rel.suffix.lower() in DICOM_SUFFIXES else None
+
+    def _finish(
+        self, out: Regrouped, kept: list[tuple[RawFile, Entry]], data: DataConfig, n_rows: int
+    ) -> None:
         t = data.table
         classes = (
             sorted(t.class_columns) if t.class_columns else sorted({e.class_name or "" for _, e in kept})
@@ -139,7 +156,11 @@ class TableAdapter:
             raise DataError(f"class column {empty[0]} of {t.file} is the only 1 in no usable row; drop it")
         out.classes, out.positive = classes, (classes[1] if len(classes) == 2 else None)
         for f, e in kept:
-            raw_patient = e.patient or (patient_from_file(f.path) if f.rel.suffix.lower() == ".dcm" else None)
+            raw_patient = e.patient or self.file_patient(f)
+            if t.patient_column and not raw_patient:
+                why = f"no patient id in column {t.patient_column} (row {e.row}) nor a PatientID in the DICOM header"
+                out.rows.append(error_row(f, why))
+                continue
             patient = pseudonym(raw_patient) if raw_patient else f.rel.as_posix()
             parsed = Parsed(class_name=e.class_name or "", patient_id=patient, source_split=e.split)
             out.rows.append(image_row(f, parsed, classes))
@@ -149,6 +170,10 @@ class TableAdapter:
             "images": len(kept),
             "patients": f"column {t.patient_column}, pseudonymised" if t.patient_column else "one per image",
         }
-        if t.patient_column:
+        if not t.patient_column and any(
+            f.rel.suffix.lower() in DICOM_SUFFIXES or not f.rel.suffix for f, _ in kept
+        ):
+            out.notes["table"]["patients"] = "DICOM PatientID pseudonymised, else one per image"
+        if out.notes["table"]["patients"] != "one per image":
             out.notes["table"]["pseudonym_key_id"] = key_id()
         log.info("table %s: %d rows -> %d images", t.file, n_rows, len(kept))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import posixpath
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
@@ -29,6 +29,7 @@ POSITIVE, NEGATIVE, UNCERTAIN = 1, 0, -1
 _CLASS_VALUES = {"1": POSITIVE, "1.0": POSITIVE, "0": NEGATIVE, "0.0": NEGATIVE, "": NEGATIVE}
 _CLASS_VALUES |= {"nan": NEGATIVE, "none": NEGATIVE, "-1": UNCERTAIN, "-1.0": UNCERTAIN}
 MAX_LABEL_CHARS = 100
+DICOM_NAMES = (".dcm", ".dicom")  # an empty patient cell is allowed for these (the header has one)
 _PARSE_ERRORS = (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError)
 
 
@@ -159,8 +160,8 @@ def read_entries(
         )
         e.problem = e.problem or split_problem
         if t.patient_column:
-            e.patient = cells[t.patient_column]
-            if not e.patient and not e.problem:
+            e.patient = cells[t.patient_column]  # empty for a DICOM file: its header's PatientID (table.py)
+            if not e.patient and not e.problem and PurePosixPath(rel).suffix.lower() not in DICOM_NAMES:
                 e.problem = f"no patient id in column {t.patient_column} (row {row})"
         by_rel[rel].append(e)
     return by_rel, outside, len(df)

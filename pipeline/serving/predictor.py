@@ -3,8 +3,10 @@ MLflow pyfunc model (pipeline.serving.pyfunc_model). It takes encoded image byte
 pyfunc gets them from the request (pipeline.serving.contract), `medpipe predict` from the files it
 was given.
 
-Preprocessing is the pipeline's own: `images.preprocess_bytes(data, image_size, channels, window)`
-(what the preprocess stage runs on files) with the values the model was trained with (label_map.json). Probabilities are the model's softmax, averaged
+Preprocessing is the pipeline's own: `images.preprocess_bytes(data, image_size, channels, window,
+voi)` (what the preprocess stage runs on files) with the values the model was trained with
+(label_map.json; voi=False for a model trained with data.dicom.voi: dataset, whose training films
+were VOI-less copies). Probabilities are the model's softmax, averaged
 over the trained flips when the evaluate stage used TTA, so they match reports/eval/predictions.csv.
 The label applies the operating threshold the evaluate stage chose on val (binary tasks: positive
 when P(positive) >= threshold) or the argmax (multi-class tasks, or no threshold recorded).
@@ -40,6 +42,7 @@ class ServingConfig:
     image_size: int
     channels: int
     window: list[float] | None = None  # dataset intensity window for > 8-bit images
+    dicom_voi: str = "header"  # data.dicom.voi of training: "dataset" = ignore a DICOM's own VOI
     tta: bool = False
     threshold_rule: str = ""
 
@@ -57,6 +60,7 @@ class ServingConfig:
             image_size=image_size,
             channels=channels,
             window=parsed.window,
+            dicom_voi=parsed.dicom_voi,
             tta=bool(metrics.get("tta", False)),
             threshold_rule=str(metrics.get("threshold_rule", "")),
         )
@@ -88,10 +92,11 @@ def load_batch(data: Sequence[bytes], cfg: ServingConfig, names: Sequence[str]) 
     from pipeline.core import images
 
     window = tuple(cfg.window) if cfg.window else None
+    voi = cfg.dicom_voi != "dataset"
     out = np.empty((len(data), cfg.image_size, cfg.image_size, cfg.channels), np.uint8)
     for i, (blob, name) in enumerate(zip(data, names, strict=True)):
         try:
-            out[i] = images.preprocess_bytes(blob, cfg.image_size, cfg.channels, window)
+            out[i] = images.preprocess_bytes(blob, cfg.image_size, cfg.channels, window, voi=voi)
         except (ValueError, OSError, cv2.error) as exc:  # DecodeError is a ValueError
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise DataError(f"{name}: not a decodable image ({reason})") from exc

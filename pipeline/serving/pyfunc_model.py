@@ -122,6 +122,21 @@ def requirements() -> list[str]:
     return pins
 
 
+def example_image(path: str | Path, cfg: ServingConfig) -> bytes:
+    """The input example's bytes: the file as it is, but a DICOM file as a PNG of its decoded pixels
+    (the model's decode), so no DICOM header (PatientName, PatientID, dates) enters the MLflow store."""
+    import cv2
+
+    from pipeline.core import dicom, images
+
+    data = Path(path).read_bytes()
+    if not dicom.is_dicom(data):
+        return data
+    window = tuple(cfg.window) if cfg.window else None
+    img = images.decode(data, cfg.channels, window, voi=cfg.dicom_voi != "dataset")
+    return cv2.imencode(".png", img[:, :, ::-1] if img.shape[2] == 3 else img)[1].tobytes()
+
+
 def save(models_dir: Path, metrics: dict, dst: Path, example_paths: list[str]) -> ServingConfig:
     """Write the pyfunc model directory dst from models/ (train) and metrics.json (evaluate)."""
     models_dir, dst = Path(models_dir), Path(dst)
@@ -144,7 +159,7 @@ def save(models_dir: Path, metrics: dict, dst: Path, example_paths: list[str]) -
             artifacts=artifacts,
             code_paths=[str(code)],
             signature=signature(cfg),
-            input_example=pd.DataFrame({IMAGE: [Path(p).read_bytes() for p in example_paths[:1]]})
+            input_example=pd.DataFrame({IMAGE: [example_image(p, cfg) for p in example_paths[:1]]})
             if example_paths
             else None,
             pip_requirements=requirements(),

@@ -135,6 +135,8 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
         positive = positive_class(cfg, result)
         links = build_class_view(df, outputs["class_view"])
         labels = {"format": cfg.data.format, "classes": result.classes, "positive": positive}
+        if cfg.data.format == "dicom":  # how its films were decoded: serving must do the same
+            labels["dicom_voi"] = cfg.data.dicom.voi
         manifest.write_json(labels, outputs["labels"])
         manifest.write(df, outputs["manifest"])
         if "skipped" in outputs:

@@ -136,6 +136,7 @@ def _label_map(data: _Inputs) -> dict:
         "image_size": int(data.meta["image_size"]),
         "channels": int(data.meta["channels"]),
         "window": data.meta.get("window"),
+        **({"dicom_voi": data.labels["dicom_voi"]} if data.labels.get("dicom_voi") else {}),
     }
 
 

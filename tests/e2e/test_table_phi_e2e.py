@@ -1,5 +1,9 @@
 """data.format table end to end, with planted PHI: one `dvc repro` through register, then the nightly
-flow, on a tiny label table whose patient, name and accession cells are distinctive strings.
+flow, on a tiny label table whose patient, name and accession cells are distinctive strings, over
+PNG files and DICOM files (pydicom-written) whose headers carry planted PHI too (PatientID,
+PatientName, PatientBirthDate, AccessionNumber, InstitutionName, ReferringPhysicianName, StudyDate).
+Some DICOM rows have no patient cell: their patient is pseudonym(header PatientID), and a patient
+named by a cell for one film and by the header for the others stays one patient.
 
 One run covers both cases of issue #18 for tables:
   - every bad row of a table (missing file, empty label, repeated row, two labels, two patient ids,
@@ -24,13 +28,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from helpers.dicom_films import film
 from helpers.git_dvc_project import GIT_ENV, make_git_dvc_project, merge
 from helpers.phi_scan import git_history, scan_project, scan_texts
 
-NEEDLES = ["MRN-PHI-77", "Doe^Jane", "ACC-PHI-55"]
+HEADER_PHI = {  # planted in every DICOM header besides PatientID/PatientName/AccessionNumber
+    "PatientBirthDate": "19230405",
+    "InstitutionName": "Inst PHI-Hosp 31",
+    "ReferringPhysicianName": "Ref^PHI^Doc",
+    "StudyDate": "18991231",
+}
+NEEDLES = ["MRN-PHI-77", "Doe^Jane", "ACC-PHI-55", "19230405", "PHI-Hosp", "Ref^PHI", "18991231"]
 CLASSES = ("effusion", "normal")
 PATIENTS_PER_CLASS, IMAGES_PER_PATIENT = 8, 3
 COLUMNS = ["Image Path", "Finding", "MRN", "Patient Name", "Accession"]
+DICOM_PATIENTS = {0, 1, 4, 5, 8, 9, 12, 13}  # their films are .dcm, the others' .png
+HEADER_ONLY = {0: (0, 1, 2), 1: (1, 2), 8: (0, 1, 2), 9: (1, 2)}  # patient: films without a patient cell
 
 
 def _png(seed: int) -> bytes:
@@ -38,22 +51,33 @@ def _png(seed: int) -> bytes:
     return cv2.imencode(".png", img)[1].tobytes()
 
 
-def _row(path: str, label: str, n: int | None) -> tuple:
-    mrn = "" if n is None else f"MRN-PHI-77{n:02d}"
+def _dcm(seed: int, n: int | None) -> bytes:
+    """A 32x32 8-bit film whose header carries patient n's planted identifiers (no PatientID: None)."""
+    img = np.random.default_rng(seed).integers(0, 255, (32, 32), dtype=np.uint8)
+    phi = {"PatientName": f"Doe^Jane PHI {n}", "AccessionNumber": f"ACC-PHI-55{n}", **HEADER_PHI}
+    return film(img, patient=None if n is None else f"MRN-PHI-77{n:02d}", header=phi)
+
+
+def _row(path: str, label: str, n: int | None, cell: bool = True) -> tuple:
+    mrn = "" if n is None or not cell else f"MRN-PHI-77{n:02d}"
     return (path, label, mrn, f"Doe^Jane PHI {n}", f"ACC-PHI-55{n}")
 
 
 def write_source(tmp: Path) -> Path:
-    """48 good rows of 16 patients, the bad rows, an unlisted image and a file just outside."""
+    """48 good rows of 16 patients (8 of them DICOM, some without a patient cell), the bad rows,
+    an unlisted image and a file just outside."""
     source = tmp / "source"
-    rows, seed = [], 0
+    rows, seed, owner = [], 0, {}
     for c, label in enumerate(CLASSES):
         for p in range(PATIENTS_PER_CLASS):
             n = c * PATIENTS_PER_CLASS + p
+            suffix = "dcm" if n in DICOM_PATIENTS else "png"
             for k in range(IMAGES_PER_PATIENT):
-                rows.append(_row(f"images/p{n:02d}_{k}.png", label, n))
+                owner[f"images/p{n:02d}_{k}.{suffix}"] = n
+                rows.append(_row(f"images/p{n:02d}_{k}.{suffix}", label, n, k not in HEADER_ONLY.get(n, ())))
+    owner["images/nopatient.dcm"] = None
     rows += [
-        _row("images/p00_0.png", "effusion", 0),  # row 49: repeats row 1
+        _row("images/p02_0.png", "effusion", 2),  # row 49: repeats row 7
         _row("images/missing.png", "normal", 90),  # row 50
         _row("images/nolabel.png", "", 91),  # row 51
         _row("images/twolabels.png", "normal", 92),  # rows 52, 53
@@ -61,13 +85,15 @@ def write_source(tmp: Path) -> Path:
         _row("images/twopatients.png", "normal", 93),  # rows 54, 55
         _row("images/twopatients.png", "normal", 94),
         _row("images/nopatient.png", "effusion", None),  # row 56
-        _row("../outside.png", "normal", 95),  # row 57
-        _row("/etc/hostname", "normal", 96),  # row 58
+        _row("images/nopatient.dcm", "effusion", None),  # row 57: no cell, no PatientID
+        _row("../outside.png", "normal", 95),  # row 58
+        _row("/etc/hostname", "normal", 96),  # row 59
     ]
     files = {r[0] for r in rows if not r[0].startswith(("..", "/"))} - {"images/missing.png"}
     for rel in sorted(files | {"images/unlisted.png"}):
         (source / rel).parent.mkdir(parents=True, exist_ok=True)
-        (source / rel).write_bytes(_png(seed := seed + 1))
+        seed += 1
+        (source / rel).write_bytes(_dcm(seed, owner[rel]) if rel.endswith(".dcm") else _png(seed))
     (tmp / "outside.png").write_bytes(_png(999))  # exists: the ../ row must not reach it
     pd.DataFrame(rows, columns=COLUMNS).to_csv(source / "labels.csv", index=False)
     return source
@@ -100,20 +126,25 @@ def project(tmp_path, monkeypatch) -> tuple[Path, dict]:
 def assert_bad_rows(work: Path) -> None:
     skipped = pd.read_csv(work / "data/interim/skipped.csv", keep_default_na=False)
     assert sorted(zip(skipped["path"], skipped["reason"], skipped["detail"], strict=True)) == [
-        ("../outside.png", "path leaves data.source (../)", "labels.csv row 57"),
-        ("/etc/hostname", "path leaves data.source (absolute)", "labels.csv row 58"),
+        ("../outside.png", "path leaves data.source (../)", "labels.csv row 58"),
+        ("/etc/hostname", "path leaves data.source (absolute)", "labels.csv row 59"),
         ("data/raw/images/nolabel.png", "label empty in the table", "labels.csv row 51"),
         ("data/raw/images/unlisted.png", "not in the table", ""),
         ("data/raw/labels.csv", "the label table (data.table.file)", ""),
         ("images/missing.png", "listed in the table, no such file in data/raw", "labels.csv row 50"),
         (
-            "images/p00_0.png",
+            "images/p02_0.png",
             "duplicate table row (same path and label)",
-            "labels.csv row 49; row 1 labels the file",
+            "labels.csv row 49; row 7 labels the file",
         ),
     ]
     quarantine = pd.read_csv(work / "reports/validation/quarantine.csv", keep_default_na=False)
     assert sorted(zip(quarantine["path"], quarantine["reason"], quarantine["detail"], strict=True)) == [
+        (
+            "data/raw/images/nopatient.dcm",
+            "bad-name",
+            "no patient id in column MRN (row 57) nor a PatientID in the DICOM header",
+        ),
         ("data/raw/images/nopatient.png", "bad-name", "no patient id in column MRN (row 56)"),
         (
             "data/raw/images/twolabels.png",
@@ -130,6 +161,10 @@ def assert_bad_rows(work: Path) -> None:
     assert len(validated) == len(CLASSES) * PATIENTS_PER_CLASS * IMAGES_PER_PATIENT
     assert validated["patient_id"].str.fullmatch(r"P[0-9a-f]{20}").all()
     assert validated["patient_id"].nunique() == len(CLASSES) * PATIENTS_PER_CLASS
+    # one pseudonym per patient, whether a cell or the DICOM header (or both) named the patient
+    per_patient = validated.groupby(validated["path"].str.extract(r"/(p\d\d)_", expand=False))["patient_id"]
+    assert (per_patient.nunique() == 1).all() and len(per_patient) == len(CLASSES) * PATIENTS_PER_CLASS
+    assert validated["path"].str.endswith(".dcm").sum() == len(DICOM_PATIENTS) * IMAGES_PER_PATIENT
 
 
 def prefect_texts(flow_run_id) -> dict[str, str]:

@@ -38,8 +38,10 @@ def film(
     preamble: bool = True,
     sop_class: str = SecondaryCaptureImageStorage,
     with_pixels: bool = True,
+    header: dict[str, str] | None = None,
 ) -> bytes:
-    """DICOM bytes holding `pixels` (uint8/uint16/int16; HxW, NxHxW frames, HxWx3 RGB)."""
+    """DICOM bytes holding `pixels` (uint8/uint16/int16; HxW, NxHxW frames, HxWx3 RGB); `header`
+    sets (or overrides) keyword elements, e.g. planted PHI: {"AccessionNumber": "..."}."""
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = sop_class
@@ -52,6 +54,8 @@ def film(
         setattr(ds, key, value)
     if patient is not None:
         ds.PatientID = patient
+    for key, value in (header or {}).items():
+        setattr(ds, key, value)
     if with_pixels:
         colour = photometric == "RGB"
         bits = bits_stored or pixels.dtype.itemsize * 8

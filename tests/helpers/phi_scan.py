@@ -7,12 +7,14 @@ committed history is scanned as text instead: see `git_history`). Symbolic links
 (class_view/ links point into data/raw). Zip containers (.zip, .keras, MLflow model archives) and
 .gz files are opened and their members scanned too. `scan_sqlite` reads an SQLite file both as bytes
 and row by row (a value split across overflow pages shows up in the rows); `scan_texts` covers
-captured logs and API answers (Prefect artifacts and logs). Needles match case-insensitively.
+captured logs and API answers (Prefect artifacts and logs). Needles match case-insensitively, and
+as base64 text (as planted) at every alignment.
 Every hit says where it is, so a failing test names the file, member, table or log.
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
 import io
 import os
@@ -36,13 +38,26 @@ class Hit:
         return f"{self.where}: {self.needle!r} in ...{self.context}..."
 
 
+def base64_forms(needle: bytes) -> list[bytes]:
+    """The base64 text `needle` becomes at each of the 3 byte alignments (only the characters made
+    of its bits alone), so a value inside a base64 blob (an MLflow input example of image bytes, a
+    JSON body) is found too. Base64 is case-sensitive: these match the needle as planted."""
+    forms = []
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + needle)
+        forms.append(encoded[-(-shift * 8 // 6) : (shift + len(needle)) * 8 // 6])
+    return forms
+
+
 def scan_bytes(data: bytes, needles: list[str], where: str) -> list[Hit]:
-    """Every needle found in `data` (UTF-8 and UTF-16-LE, case-insensitive), once per needle."""
+    """Every needle found in `data` (UTF-8 and UTF-16-LE, case-insensitive; base64 of the UTF-8 as
+    planted), once per needle."""
     low = data.lower()
     hits = []
     for needle in needles:
-        for encoded in (needle.lower().encode("utf-8"), needle.lower().encode("utf-16-le")):
-            at = low.find(encoded)
+        plain = [(low, needle.lower().encode("utf-8")), (low, needle.lower().encode("utf-16-le"))]
+        for haystack, encoded in plain + [(data, form) for form in base64_forms(needle.encode())]:
+            at = haystack.find(encoded)
             if at >= 0:
                 context = data[max(0, at - 40) : at + len(encoded) + 40].decode("utf-8", "replace")
                 hits.append(Hit(where, needle, context))

@@ -1,5 +1,6 @@
 """`mlflow models serve -m models:/<name>@champion --env-manager local` answers real HTTP requests:
-image bytes (base64 in JSON) score as the evaluate stage did; server paths, oversized images and
+image bytes (base64 in JSON) score as the evaluate stage did, DICOM bytes as the same pixels in a
+PNG; server paths, oversized images and
 bodies are refused with one line each (the same line whether a file exists or not), and the server
 still answers afterwards. One server start for every case."""
 
@@ -16,8 +17,10 @@ import time
 import urllib.error
 import urllib.request
 
+import cv2
 import numpy as np
 import pandas as pd
+from helpers.dicom_films import film
 from helpers.registered_champion import NAME
 
 from pipeline.serving.paths import REFUSED
@@ -78,6 +81,14 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def _dicom_twin(png: bytes) -> bytes:
+    """A DICOM file holding exactly the pixels of `png` (RGB, or MONOCHROME2 for a grey PNG)."""
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img.ndim == 2:
+        return film(img, photometric="MONOCHROME2")
+    return film(np.ascontiguousarray(img[:, :, 2::-1]), photometric="RGB")  # BGR(A) -> RGB
+
+
 def test_served_champion_takes_bytes_and_refuses_server_paths(registered_champion_project, tmp_path) -> None:  # noqa: F811
     root, _ = registered_champion_project
     table = pd.read_csv(root / "reports/eval/predictions.csv").query("split == 'test'").head(10)
@@ -117,6 +128,7 @@ def test_served_champion_takes_bytes_and_refuses_server_paths(registered_champio
         status, answer = _post(port, _split("image", [_b64(b) for b in images]))
         records = [{"image": _b64(b)} for b in images[:3]]
         status_records, by_records = _post(port, {"dataframe_records": records})
+        status_dicom, by_dicom = _post(port, _split("image", [_b64(_dicom_twin(b)) for b in images[:3]]))
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
@@ -138,3 +150,10 @@ def test_served_champion_takes_bytes_and_refuses_server_paths(registered_champio
     assert (rows["label"].to_numpy() == table["predicted"].to_numpy()).all()
     by_records = pd.DataFrame(by_records["predictions"])
     assert np.abs(by_records["p_idc"].to_numpy() - rows["p_idc"].head(3).to_numpy()).max() < 1e-6
+    assert status_dicom == 200, by_dicom  # DICOM bytes score as the same pixels sent as PNG
+    by_dicom = pd.DataFrame(by_dicom["predictions"])
+    columns = ["p_non_idc", "p_idc"]
+    dicom_diff = np.abs(by_dicom[columns].to_numpy() - rows[columns].head(3).to_numpy()).max()
+    print(f"\n[figure] served DICOM vs the same pixels as PNG: max |dp| = {dicom_diff:.2e}")
+    assert dicom_diff < 1e-4
+    assert by_dicom["label"].tolist() == rows["label"].head(3).tolist()

@@ -41,3 +41,16 @@ def test_scanner_finds_planted_values_in_outputs_and_skips_inputs(tmp_path):
     assert [str(h) for h in scan_texts({"stderr": "ok", "log": "x Doe^Jane y"}, NEEDLES)] == [
         "log: 'Doe^Jane' in ...x Doe^Jane y..."
     ]
+
+
+def test_scanner_finds_values_inside_base64_at_every_alignment():
+    """An MLflow input example or a JSON body carries image bytes as base64: a DICOM header in it
+    must still be found (the plain-text scan cannot see it)."""
+    import base64
+
+    header = b"\x10\x00\x10\x00PN\x08\x00Doe^Jane\x10\x00\x20\x00LO\x0c\x00MRN-PHI-7731"
+    for pad in range(3):
+        blob = base64.b64encode(b"\x00" * (128 + pad) + b"DICM" + header).decode()
+        hits = scan_texts({"example": f'{{"image": "{blob}"}}'}, NEEDLES)
+        assert {h.needle for h in hits} == set(NEEDLES), pad
+    assert not scan_texts({"clean": base64.b64encode(b"\x00" * 128 + b"DICM no phi").decode()}, NEEDLES)

@@ -162,19 +162,25 @@ def test_versions_that_took_paths_get_a_clear_line() -> None:
 
 
 def test_predict_cli_reads_files_and_dicom_as_bytes(tmp_path) -> None:
+    from helpers.dicom_films import film
     from pydicom.data import get_testdata_file
 
     from pipeline.cli.predict import predict_files
 
     (tmp_path / "a.png").write_bytes(png())
     (tmp_path / "b.dcm").write_bytes(Path(get_testdata_file("CT_small.dcm")).read_bytes())
+    rgb = cv2.imdecode(np.frombuffer(png(), np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+    (tmp_path / "c.dcm").write_bytes(film(np.ascontiguousarray(rgb), photometric="RGB"))  # a.png's pixels
     (tmp_path / "notes.txt").write_text("x")
     predictor = Predictor(MeanModel(), CFG)
     table = predict_files(predictor, [str(tmp_path / "a.png")])
     assert table["path"].tolist() == [str(tmp_path / "a.png")] and 0 < table["p_pos"][0] < 1
-    from pipeline.serving.predictor import image_files
-
-    assert [p.name for p in image_files([tmp_path])] == ["a.png", "b.dcm"]
+    folder = predict_files(predictor, [str(tmp_path)]).set_index(
+        "path"
+    )  # what `medpipe predict <folder>` prints
+    assert [Path(p).name for p in folder.index] == ["a.png", "b.dcm", "c.dcm"]
+    assert folder.loc[str(tmp_path / "c.dcm"), "p_pos"] == folder.loc[str(tmp_path / "a.png"), "p_pos"]
+    assert 0 < folder.loc[str(tmp_path / "b.dcm"), "p_pos"] < 1 and folder["label"].notna().all()
 
 
 def test_pillow_headers_count_pixels_too() -> None:
