@@ -93,10 +93,14 @@ def check_gate_keys(metrics: dict, gate_metric: str, guard_metrics=(), floors=()
         )
     if missing:
         carried = ", ".join(k for k in metrics if k.startswith(PATIENT))
+        why = (
+            "its patients hold both classes, so patient level is positive-share agreement"
+            if PATIENT + FRACTION_KEYS[0] in metrics
+            else "its patient-level keys are"
+        )
         raise ConfigError(
             f"params: gate names {', '.join(missing)}, which this data's reports/metrics.json does not "
-            f"carry (its patients hold both classes, so patient level is positive-share agreement: "
-            f"{carried}); use an image-level metric such as roc_auc"
+            f"carry ({why}: {carried}); use an image-level metric such as roc_auc"
         )
 
 

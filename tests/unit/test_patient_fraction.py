@@ -97,3 +97,9 @@ def test_gate_on_a_patient_key_the_data_lacks_is_one_clear_line():
     with pytest.raises(ConfigError, match="reported, not gated"):
         metrics_file.check_gate_keys(flat, "patient_fraction_mae", (), {})
     metrics_file.check_gate_keys(flat, "roc_auc", ("sensitivity",), {"roc_auc": 0.6})
+
+
+def test_an_unknown_patient_key_is_not_blamed_on_slides():
+    flat = {"roc_auc": 0.9, "patient_roc_auc": 0.8, "patient_threshold": 0.4}
+    with pytest.raises(ConfigError, match="patient_rocauc.*its patient-level keys are: patient_roc_auc"):
+        metrics_file.check_gate_keys(flat, "patient_rocauc", (), {})
