@@ -7,8 +7,13 @@ the flows read (at most MAX_KEYS of them):
     test, image level:    accuracy balanced_accuracy sensitivity specificity ppv npv f1 roc_auc
                           pr_auc ece threshold n_test n_test_patients
     test, patient level:  patient_<each headline metric above>, patient_threshold
+                          or, where patients hold both classes (IDC slides; FRACTION mode of
+                          pipeline.evaluation.patient_fraction): patient_fraction_mae and
+                          patient_fraction_pearson INSTEAD (no patient_<headline> key, which
+                          would be degenerate by construction)
     gate metric CIs:      <gate>_ci_lo <gate>_ci_hi patient_<gate>_ci_lo patient_<gate>_ci_hi
-                          (95 % patient-bootstrap interval of gate.metric, image and patient level)
+                          (95 % patient-bootstrap interval of gate.metric, image and patient level;
+                          the patient pair only where patient_<gate> is a key)
 Undefined values (e.g. the threshold of a multi-class task) are null. The register gate reads
 metrics[gate.metric], so gate.metric may name any of these keys.
 
@@ -19,7 +24,9 @@ class names and the test manifest's sha256. It is a plain DVC output, not a metr
 
 from __future__ import annotations
 
+from pipeline.core.errors import ConfigError
 from pipeline.evaluation.metrics import HEADLINE
+from pipeline.evaluation.patient_fraction import FRACTION, FRACTION_KEYS
 
 MAX_KEYS = 30
 DVC_KEYS = (
@@ -43,7 +50,8 @@ def _number(value):
 
 def patient_headline(patient: dict) -> dict:
     """patient_<metric> keys from the patient-level block (or score_model's patient dict)."""
-    return {PATIENT + key: _number(patient.get(key)) for key in PATIENT_KEYS}
+    keys = FRACTION_KEYS if patient.get("mode") == FRACTION else PATIENT_KEYS
+    return {PATIENT + key: _number(patient.get(key)) for key in keys}
 
 
 def _ci_keys(prefix: str, metric: str, ci: dict | None) -> dict:
@@ -66,10 +74,34 @@ def headline(result: dict, gate_metric: str) -> dict:
     base = gate_base(gate_metric)
     if base is not None and (result.get("ci") or patient.get("ci")):
         out |= _ci_keys("", base, result.get("ci"))
-        out |= _ci_keys(PATIENT, base, patient.get("ci"))
+        if PATIENT + base in out:
+            out |= _ci_keys(PATIENT, base, patient.get("ci"))
     if len(out) > MAX_KEYS:  # a programming error: new detail belongs in diagnostics.json
         raise AssertionError(f"metrics.json would hold {len(out)} keys > {MAX_KEYS}")
     return out
+
+
+def check_gate_keys(metrics: dict, gate_metric: str, guard_metrics=(), floors=()) -> None:
+    """One clear line when the gate names a patient_ key this data's patient level does not carry."""
+    named = [gate_metric, *guard_metrics, *floors]
+    missing = [m for m in dict.fromkeys(named) if m.startswith(PATIENT) and m not in metrics]
+    shares = [m for m in (gate_metric, *guard_metrics) if m.removeprefix(PATIENT) in FRACTION_KEYS]
+    if shares:
+        raise ConfigError(
+            f"params: gate names {', '.join(shares)}: positive-share agreement is reported, not gated "
+            "(the gate compares headline metrics where higher is better); use an image-level metric such as roc_auc"
+        )
+    if missing:
+        carried = ", ".join(k for k in metrics if k.startswith(PATIENT))
+        why = (
+            "its patients hold both classes, so patient level is positive-share agreement"
+            if PATIENT + FRACTION_KEYS[0] in metrics
+            else "its patient-level keys are"
+        )
+        raise ConfigError(
+            f"params: gate names {', '.join(missing)}, which this data's reports/metrics.json does not "
+            f"carry ({why}: {carried}); use an image-level metric such as roc_auc"
+        )
 
 
 def dvc_headline(metrics: dict, gate_metric: str) -> dict:

@@ -11,6 +11,7 @@ import pandas as pd
 from pipeline.config import Config
 from pipeline.config.split_level import image_level_warning
 from pipeline.core.manifest import SPLITS
+from pipeline.evaluation.patient_fraction import FRACTION
 
 INTENDED_USE = (
     "Research and clinical decision support only; not a diagnostic device. Predictions must be "
@@ -58,7 +59,9 @@ def split_facts(splits_dir: Path, classes: list[str]) -> list[dict]:
     return rows
 
 
-def limitations(cfg: Config, label_map: dict, n_test_patients: int) -> list[str]:
+def limitations(
+    cfg: Config, label_map: dict, n_test_patients: int, patient_mode: str | None = None
+) -> list[str]:
     """Plain-language limits of the evaluation shown in the model card."""
     fmt = label_map.get("format") or cfg.data.format
     notes = []
@@ -70,6 +73,12 @@ def limitations(cfg: Config, label_map: dict, n_test_patients: int) -> list[str]
     warning = image_level_warning(cfg)
     if warning:  # the test patients also have images in train: no patient-level figures
         notes.append(warning + " Patient-level metrics are left out for the same reason.")
+    elif patient_mode == FRACTION:
+        notes.append(
+            f"The test set holds {n_test_patients} patients, each with images of both classes (slides), "
+            "so patients are not classified: patient level is the agreement of each patient's "
+            "predicted share of positive images with its true share (MAE, Pearson r), on few patients."
+        )
     else:
         notes.append(
             f"The test set holds {n_test_patients} patients; patient-level metrics rest on few patients and "

@@ -1,15 +1,16 @@
 """Patient-level evaluation: image probabilities averaged per patient.
 
 Patient label rule (documented in the report):
-- binary tasks: a patient is positive when ANY of their images is positive. IDC: a patient with
-  at least one IDC patch has IDC (the slide holds a tumour); BreakHis: every image of a patient
+- binary tasks: a patient is positive when ANY of their images is positive. Not used where
+  patients are slides holding both classes (IDC: every slide has IDC and non-IDC patches, so every
+  patient would be positive): pipeline.evaluation.patient_fraction decides that from the test data
+  and scores positive-share agreement instead. BreakHis: every image of a patient
   carries the patient's tumour label, so "any" = "all"; chest X-ray/TB: a patient with any
   abnormal film is abnormal.
 - multi-class tasks: the patient's most frequent image label (lowest class index on ties).
 Patient probability = mean of the patient's image softmax vectors; the patient threshold is
 chosen on VALIDATION patients with the same rule as images.
-Caveat: mean probability dilutes patients with few positive images (IDC slides are mostly
-non-IDC tissue), and a small test set has few patients, so patient-level CIs are wide.
+Caveat: mean probability dilutes patients with few positive images, and a small test set has few patients, so patient-level CIs are wide.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jinja2
 
 from pipeline.evaluation.metrics import HEADLINE
+from pipeline.evaluation.patient_fraction import FRACTION, FRACTION_KEYS
 from pipeline.evaluation.report_template import METRIC_TABLE_MACRO, TEMPLATE
 
 LABELS = {
@@ -18,6 +19,8 @@ LABELS = {
     "roc_auc": "ROC AUC",
     "pr_auc": "PR AUC (average precision)",
     "ece": "ECE (10 bins)",
+    "fraction_mae": "Positive share: mean absolute error (predicted vs true, per patient)",
+    "fraction_pearson": "Positive share: Pearson r over patients",
 }
 REQUIRED_FIGURES = ("roc", "pr", "confusion", "calibration")
 
@@ -32,9 +35,11 @@ def num(value: object) -> str:
 
 
 def metric_rows(values: dict, ci: dict, macro: bool) -> list[dict]:
+    """Table rows (key, label, value, ci): the headline metrics, or the positive-share agreement
+    of a patient_level block in FRACTION mode."""
     suffix = " (macro)" if macro else ""
     rows = []
-    for key in HEADLINE:
+    for key in FRACTION_KEYS if values.get("mode") == FRACTION else HEADLINE:
         label = LABELS[key] + (suffix if key in ("sensitivity", "specificity", "ppv", "npv", "f1") else "")
         rows.append({"key": key, "label": label, "value": values.get(key), "ci": ci.get(key)})
     return rows

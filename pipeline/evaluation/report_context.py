@@ -110,7 +110,9 @@ def report_context(
         "tta": cfg.evaluate.tta,
         "data": facts,
         "image_level_warning": image_level_warning(cfg),
-        "limitations": model_card.limitations(cfg, label_map, result["n_test_patients"])
+        "limitations": model_card.limitations(
+            cfg, label_map, result["n_test_patients"], result["patient_level"].get("mode")
+        )
         + split_fraction_notes(facts, cfg),
         **figs,
     }

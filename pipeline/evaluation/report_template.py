@@ -86,7 +86,10 @@ predicted class).</figcaption></figure>
 <h2 id="patients">Patient-level metrics</h2>
 <p>{{ patient.rule }}. Operating point: {{ patient.threshold_rule }}{% if patient.threshold is not none %};
 threshold {{ patient.threshold | num }}{% endif %}. Test patients: {{ patient.n_patients }}
-({% for name, n in patient.patients_per_class.items() %}{{ name }}: {{ n }}{% if not loop.last %}, {% endif %}{% endfor %}).</p>
+{% if patient.mode == "fraction" %}(mean true positive share {{ patient.mean_true_fraction | num }}, predicted
+{{ patient.mean_predicted_fraction | num }}).</p>
+{% else %}({% for name, n in patient.patients_per_class.items() %}{{ name }}: {{ n }}{% if not loop.last %}, {% endif %}{% endfor %}).</p>
+{% endif %}
 {{ metric_table(patient_rows) }}
 {% endif %}
 

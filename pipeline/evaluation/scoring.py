@@ -4,7 +4,8 @@
 current champion on the same test manifest: threshold from val, metrics on test, flat dict.
 The evaluate stage calls `predict_split` + `evaluate_predictions` (same numbers, plus CIs,
 per-class and patient-level blocks) so that each image is predicted once. score_model returns the
-keys of reports/metrics.json except the CI bounds (image level + patient_<metric>).
+keys of reports/metrics.json except the CI bounds (image level + patient_<metric>, or
+patient_fraction_* where patients hold both classes: pipeline.evaluation.patient_fraction).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 from pipeline.config import EvaluateConfig
 from pipeline.core.errors import DataError
 from pipeline.evaluation import metrics
+from pipeline.evaluation import patient_fraction as fraction
 from pipeline.evaluation.bootstrap import cluster_bootstrap_ci
 from pipeline.evaluation.metrics_file import patient_headline
 from pipeline.evaluation.patients import PATIENT_RULE, aggregate_by_patient
@@ -59,6 +61,12 @@ def score_model(
     val = predict_split(model, label_map, val_df, cfg, "val")
     test = predict_split(model, label_map, test_df, cfg, "test")
     choice = operating_threshold(task, val.y, val.proba, cfg, "val images")
+    if fraction.patient_mode(test.y, test.patients, task.positive) == fraction.FRACTION:
+        true, pred, _ = fraction.positive_fractions(
+            test.y, test.proba, test.patients, task.positive, choice.value
+        )
+        agreement = {"mode": fraction.FRACTION, **fraction.fraction_agreement(true, pred)}
+        return headline(task, test, choice) | patient_headline(agreement)
     pat, pchoice = _patient_predictions(task, val, test, choice, cfg)
     patient = metrics.headline_metrics(pat.y, pat.proba, task.positive, pchoice.value)
     return headline(task, test, choice) | patient_headline({**patient, "threshold": pchoice.value})
@@ -81,6 +89,10 @@ def _patient_predictions(
 def _patient_level(
     task: Task, val: Predictions, test: Predictions, image_choice: ThresholdChoice, cfg: EvaluateConfig
 ) -> dict:
+    """The patient_level block: classification of patients, or positive-share agreement (FRACTION)."""
+    if fraction.patient_mode(test.y, test.patients, task.positive) == fraction.FRACTION:
+        args = (test.y, test.proba, test.patients, task.positive, image_choice.value)
+        return fraction.fraction_level(*args, cfg.bootstrap, cfg.seed + 1)
     pat, choice = _patient_predictions(task, val, test, image_choice, cfg)
     ty, tp, ids = pat.y, pat.proba, pat.patients
     out = metrics.headline_metrics(ty, tp, task.positive, choice.value)
@@ -93,6 +105,7 @@ def _patient_level(
     )
     counts = {name: int((ty == i).sum()) for i, name in enumerate(task.classes)}
     return {
+        "mode": "classification",
         **out,
         "threshold": choice.value,
         "threshold_rule": choice.rule,

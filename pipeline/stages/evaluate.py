@@ -87,6 +87,9 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     result["classes"] = task.classes
     result["positive_class"] = label_map.get("positive") if task.positive is not None else None
     result["tta"] = ecfg.tta
+    gate = cfg.gate
+    metrics = metrics_file.headline(result, gate.metric)
+    metrics_file.check_gate_keys(metrics, gate.metric, gate.guard_metrics, gate.min)
     result["by_source"] = source_specific(label_map.get("format"), task, test, test_df, result["threshold"])
 
     tables = curves.plot_tables(test.y, test.proba, task.classes, task.positive, result["threshold"])
@@ -101,7 +104,6 @@ def run(cfg: Config, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
     _write_text(html, Path(outputs["report"]))
     diagnostics = outputs.get("diagnostics") or Path(outputs["metrics"]).with_name("diagnostics.json")
     manifest.write_json(metrics_file.diagnostics(result, cfg.gate.metric), diagnostics)
-    metrics = metrics_file.headline(result, cfg.gate.metric)
     manifest.write_json(metrics, outputs["metrics"])
     if outputs.get("headline"):
         manifest.write_json(metrics_file.dvc_headline(metrics, cfg.gate.metric), outputs["headline"])

@@ -16,14 +16,16 @@ from helpers.evaluate_inputs import SIZE, brightness_model, small_cfg, write_eva
 
 from pipeline import config
 from pipeline.cli import commands as cli
-from pipeline.core.errors import DataError
+from pipeline.core.errors import ConfigError, DataError
 from pipeline.evaluation import predictions, scoring
 from pipeline.stages import evaluate
 
 HEADLINE_KEYS = {"accuracy", "balanced_accuracy", "sensitivity", "specificity", "ppv", "npv", "f1"}
 HEADLINE_KEYS |= {"roc_auc", "pr_auc", "ece", "threshold", "n_test", "n_test_patients"}
-PATIENT_KEYS = {"patient_" + k for k in HEADLINE_KEYS - {"n_test", "n_test_patients"}}
-CI_KEYS = {"roc_auc_ci_lo", "roc_auc_ci_hi", "patient_roc_auc_ci_lo", "patient_roc_auc_ci_hi"}
+# the helper's test patients are IDC-like slides (4 of 6 hold both classes): patient level is
+# positive-share agreement, with no patient_<headline> key (pipeline.evaluation.patient_fraction)
+PATIENT_KEYS = {"patient_fraction_mae", "patient_fraction_pearson"}
+CI_KEYS = {"roc_auc_ci_lo", "roc_auc_ci_hi"}
 
 
 def test_run_writes_flat_metrics_diagnostics_plots_and_report(in_tmp):
@@ -39,11 +41,12 @@ def test_run_writes_flat_metrics_diagnostics_plots_and_report(in_tmp):
     assert metrics["roc_auc"] > 0.7  # brightness separates the classes, with overlap
     assert [metrics["roc_auc_ci_lo"], metrics["roc_auc_ci_hi"]] == diag["ci"]["roc_auc"]
     assert metrics["roc_auc_ci_lo"] <= metrics["roc_auc"] <= metrics["roc_auc_ci_hi"]
-    assert metrics["patient_roc_auc"] == diag["patient_level"]["roc_auc"]
-    assert metrics["patient_threshold"] == diag["patient_level"]["threshold"]
-    assert [metrics["patient_roc_auc_ci_lo"], metrics["patient_roc_auc_ci_hi"]] == diag["patient_level"][
-        "ci"
-    ]["roc_auc"]
+    assert diag["patient_level"]["mode"] == "fraction" and "patient_specificity" not in metrics
+    assert metrics["patient_fraction_mae"] == diag["patient_level"]["fraction_mae"]
+    assert metrics["patient_fraction_pearson"] == diag["patient_level"]["fraction_pearson"]
+    assert diag["patient_level"]["threshold"] == metrics["threshold"]  # the image threshold
+    lo, hi = diag["patient_level"]["ci"]["fraction_mae"]
+    assert lo <= metrics["patient_fraction_mae"] <= hi
     # diagnostics.json: the full result
     assert (
         diag["test_manifest_sha256"] == hashlib.sha256(Path("data/splits/test.csv").read_bytes()).hexdigest()
@@ -107,10 +110,14 @@ def test_score_model_matches_metrics_json(in_tmp):
 def test_metrics_json_carries_the_ci_of_the_gate_metric(in_tmp):
     inputs, outputs = write_evaluate_inputs(in_tmp)
     cfg = config.from_dict({"evaluate": {"bootstrap": 20}, "gate": {"metric": "patient_sensitivity"}})
+    with pytest.raises(ConfigError, match="patient_sensitivity, which this data's"):  # slides: no such key
+        evaluate.run(cfg, inputs, outputs)
+    assert not outputs["metrics"].exists()
+    cfg = config.from_dict({"evaluate": {"bootstrap": 20}, "gate": {"metric": "sensitivity"}})
     evaluate.run(cfg, inputs, outputs)
     metrics = json.loads(outputs["metrics"].read_text())
     diag = json.loads(outputs["diagnostics"].read_text())
-    assert {"sensitivity_ci_lo", "patient_sensitivity_ci_hi"} <= set(metrics) and len(metrics) <= 30
+    assert {"sensitivity_ci_lo", "sensitivity_ci_hi"} <= set(metrics) and len(metrics) <= 30
     assert not {k for k in metrics if k.startswith("roc_auc_ci")}
     assert metrics["sensitivity_ci_hi"] == diag["ci"]["sensitivity"][1]
 
@@ -130,8 +137,9 @@ def test_threshold_is_chosen_on_validation_only(in_tmp, monkeypatch):
     first = json.loads(outputs["metrics"].read_text())
     image_calls = [labels for labels, what in seen if what == "val images"]
     assert image_calls and all(np.array_equal(labels, val_labels) for labels in image_calls)
-    assert {what for _, what in seen} == {"val images", "val patients"}
-    assert all(len(labels) in (36, 6) for labels, _ in seen)  # 36 val images or 6 val patients, never test
+    # slides with both classes: the patient level uses the image threshold, none is chosen on patients
+    assert {what for _, what in seen} == {"val images"}
+    assert all(len(labels) == 36 for labels, _ in seen)  # the 36 val images, never test
 
     test_csv = Path("data/preprocessed/test.csv")  # relabelling test must not move the threshold
     df = pd.read_csv(test_csv)
