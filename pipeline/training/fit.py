@@ -138,7 +138,7 @@ def fit(
     Class weights travel as per-sample weights in the training batches (ArrayBatches), gathered
     with the images: Keras' `class_weight=` would map them per sample in Python every step.
     """
-    timer = EpochLog(n_images=train_ds.n, total_epochs=cfg.epochs + cfg.fine_tune_epochs)
+    timer = EpochLog(train_ds.n, cfg.epochs + cfg.fine_tune_epochs, steps_per_epoch=len(train_ds))
     for phase in plan_phases(cfg, model):
         done = ckpt.phase_weights(phase.name)
         done_state = done.with_name(f"{phase.name}.done.state.json")
