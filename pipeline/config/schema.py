@@ -137,10 +137,8 @@ class TrainConfig:
         "baseline_cnn"
     )
     weights: str = "none"  # imagenet | none | path to a .weights.h5 / Keras *_notop.h5 file
-    # epochs, or null with train.budget_images (pipeline.training.budget): not both
-    epochs: Annotated[int, Range(ge=1, le=100_000)] | None = 12
-    # training length in image-steps: ceil(budget / batch_size) optimizer steps whatever n_train
-    budget_images: Annotated[int, Range(ge=1, le=10**12)] | None = None
+    epochs: Annotated[int, Range(ge=1, le=100_000)] | None = 12  # null with budget_images (not both)
+    budget_images: Annotated[int, Range(ge=1, le=10**12)] | None = None  # image-steps (training.budget)
     batch_size: Annotated[int, Range(ge=1, le=65_536)] = 16
     learning_rate: Rate = 1e-3
     fine_tune_epochs: Annotated[int, Range(ge=0, le=100_000)] = 0

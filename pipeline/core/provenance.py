@@ -184,8 +184,7 @@ def key_tags(tags: dict[str, str], metrics: set[str] | frozenset[str] = frozense
 
 
 def lineage_document(tags: dict[str, str]) -> dict:
-    """lineage.json: git, params hash, data hashes, every dvc.lock dep/out hash per stage, metrics,
-    train tags (resume state, a budget's step plan)."""
+    """lineage.json: git, params hash, data hashes, every dvc.lock hash per stage, metrics, train.* tags."""
     dvc: dict[str, dict[str, str]] = {}
     for key, value in tags.items():
         if key.startswith("dvc."):
