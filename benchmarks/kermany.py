@@ -1,6 +1,6 @@
 """Kermany chest X-ray benchmark (not a test): a preset on ../shared/datasets/kermany-dev.
 
-    uv run python benchmarks/kermany.py --preset kermany-binary [--set train.epochs=20 ...]
+    uv run python benchmarks/kermany.py --preset kermany-binary [--set train.budget_images=70000 ...]
         [--seeds 1] [--first-seed 1] [--test] [--tag NAME]
     uv run python benchmarks/kermany.py --preset kermany-binary --score-test NAME [--seeds 1]
 
@@ -77,6 +77,7 @@ def run_one(preset: str, raw: dict, test: bool, keep: Path) -> dict:
         "n_patients": split["n_patients"],
         "epochs_run": summary["epochs_run"],
         "best_epoch": summary["best_epoch"],
+        "budget": summary.get("budget"),  # train.budget_images' step plan (None: train.epochs)
         "stage_seconds": seconds,
         "train_seconds_per_1k_train_images": round(1000 * seconds.get("train", 0) / n_train, 1),
         "wall_seconds": round(time.perf_counter() - t0, 1),

@@ -137,7 +137,8 @@ class TrainConfig:
         "baseline_cnn"
     )
     weights: str = "none"  # imagenet | none | path to a .weights.h5 / Keras *_notop.h5 file
-    epochs: Annotated[int, Range(ge=1, le=100_000)] = 12
+    epochs: Annotated[int, Range(ge=1, le=100_000)] | None = 12  # null with budget_images (not both)
+    budget_images: Annotated[int, Range(ge=1, le=10**12)] | None = None  # image-steps (training.budget)
     batch_size: Annotated[int, Range(ge=1, le=65_536)] = 16
     learning_rate: Rate = 1e-3
     fine_tune_epochs: Annotated[int, Range(ge=0, le=100_000)] = 0
@@ -153,6 +154,7 @@ class TrainConfig:
     weight_decay: Fraction = 0.0  # decoupled weight decay; adamw only
     lr_schedule: Literal["plateau", "cosine"] = "plateau"  # plateau: ReduceLROnPlateau; cosine: per step
     warmup_epochs: Count = 0  # cosine only: linear warm-up from 0 to learning_rate
+    warmup_images: Count = 0  # the same in image-steps, with train.budget_images
     label_smoothing: Fraction = 0.0
     width: Annotated[int, Range(ge=1, le=1024)] = 32  # small_resnet: filters of the first stage (then 2x, 4x)
     # > 0: before each validation, BatchNorm statistics := the average over this many training

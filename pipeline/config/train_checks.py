@@ -57,13 +57,47 @@ def optimizer_options(cfg: Config) -> str | None:
         return f"params: train.weight_decay is {t.weight_decay} but only train.optimizer: adamw uses it; set it to 0"
     if t.warmup_epochs and t.lr_schedule != "cosine":
         return "params: train.warmup_epochs is only used by train.lr_schedule: cosine; set it to 0"
-    phases = [t.epochs] + ([t.fine_tune_epochs] if t.fine_tune_epochs else [])
-    if t.lr_schedule == "cosine" and t.warmup_epochs >= min(phases):
+    phases = [t.epochs or 0] + ([t.fine_tune_epochs] if t.fine_tune_epochs else [])
+    if t.lr_schedule == "cosine" and t.budget_images is None and t.warmup_epochs >= min(phases):
         return (
             f"params: train.warmup_epochs ({t.warmup_epochs}) must be below the epochs of each phase "
             f"(train.epochs {t.epochs}"
             + (f", train.fine_tune_epochs {t.fine_tune_epochs})" if t.fine_tune_epochs else ")")
         )
+    return None
+
+
+def budget_options(cfg: Config) -> str | None:
+    """train.budget_images (pipeline.training.budget) replaces train.epochs; what cannot go with it.
+    A budget below one pass over the data is refused when the train split is known (train start)."""
+    t = cfg.train
+    if t.budget_images is None:
+        if t.epochs is None:
+            return "params: train.epochs is null; set train.epochs or train.budget_images (image-steps)"
+        if t.warmup_images:
+            return (
+                "params: train.warmup_images is only used with train.budget_images; use train.warmup_epochs"
+            )
+        return None
+    if t.epochs is not None:
+        return (
+            f"params: train.budget_images is {t.budget_images} and train.epochs is {t.epochs}; set "
+            "train.epochs: null (the budget sets the length: epochs = budget_images / n_train)"
+        )
+    if t.budget_images < t.batch_size:
+        return f"params: train.budget_images ({t.budget_images}) is below one batch (train.batch_size {t.batch_size})"
+    if t.fine_tune_epochs:
+        return (
+            "params: train.budget_images covers one phase; set train.fine_tune_epochs: 0 or use train.epochs"
+        )
+    if t.warmup_epochs:
+        return (
+            "params: with train.budget_images the warm-up is train.warmup_images; set train.warmup_epochs: 0"
+        )
+    if t.warmup_images and t.lr_schedule != "cosine":
+        return "params: train.warmup_images is only used by train.lr_schedule: cosine; set it to 0"
+    if t.warmup_images >= t.budget_images:
+        return f"params: train.warmup_images ({t.warmup_images}) must be below train.budget_images ({t.budget_images})"
     return None
 
 
@@ -81,5 +115,6 @@ TRAIN_CHECKS = (
     weights_fit_model,
     model_size,
     optimizer_options,
+    budget_options,
     augment_limits,
 )

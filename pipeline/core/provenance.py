@@ -184,7 +184,7 @@ def key_tags(tags: dict[str, str], metrics: set[str] | frozenset[str] = frozense
 
 
 def lineage_document(tags: dict[str, str]) -> dict:
-    """lineage.json: git, params hash, data hashes, every dvc.lock dep/out hash per stage, metrics."""
+    """lineage.json: git, params hash, data hashes, every dvc.lock hash per stage, metrics, train.* tags."""
     dvc: dict[str, dict[str, str]] = {}
     for key, value in tags.items():
         if key.startswith("dvc."):
@@ -197,4 +197,5 @@ def lineage_document(tags: dict[str, str]) -> dict:
         "data": {k.removeprefix("data."): v for k, v in tags.items() if k.startswith("data.")},
         "dvc": dvc,
         "metrics": {k.removeprefix("metric."): v for k, v in tags.items() if k.startswith("metric.")},
+        "train": {k.removeprefix("train."): v for k, v in tags.items() if k.startswith("train.")},
     }

@@ -77,6 +77,17 @@ def resume_tag(train_summary: dict) -> str:
     return "inexact" if train_summary.get("resume_exact") is False else "exact"
 
 
+def budget_tags(train_summary: dict) -> dict[str, str]:
+    """train.budget_images / train.steps / ... of a budgeted run (train_summary.json 'budget'), for
+    the version's tags and lineage.json: the step plan `reproduce` must meet again. {} for epochs."""
+    budget = train_summary.get("budget") or {}
+    return {
+        f"train.{k}": str(budget[k])
+        for k in ("budget_images", "steps", "epochs", "last_epoch_steps")
+        if k in budget
+    }
+
+
 def fresh_run_only(decision: Decision, train_summary: dict) -> Decision:
     """Never promote a model from an inexact resume: it is not what a fresh run would give."""
     if not decision.promote or resume_tag(train_summary) != "inexact":

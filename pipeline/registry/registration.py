@@ -67,6 +67,7 @@ def decide(
         decision, champion, champ, rescored, cfg
     )
     tags["train.resumed"] = gate.resume_tag(train_summary)
+    tags.update(gate.budget_tags(train_summary))
     tags[identical.MODEL_TAG] = model_digest(models_dir / "model.keras")
     return Verdict(champion, champ, rescored, decision, tags)
 

@@ -99,11 +99,13 @@ def _summary(cfg: Config, data: _Inputs, fitted: Fitted, started: float) -> dict
     members, first, monitor = fitted.members, fitted.members[0], fitted.monitor
     img_s = first["images_per_second"]
     best = best_row(
-        export.history_table(fitted.histories[0][1]), monitor, fitted.mode, selection_start(cfg.train)
+        export.history_table(fitted.histories[0][1]), monitor, fitted.mode, selection_start(fitted.tcfg)
     )
     return {
         "epochs_run": first["epochs_run"],
         "epochs_this_run": fitted.timer.epochs,
+        # train.budget_images as run: steps, epochs (the last may be partial); None = train.epochs
+        "budget": fitted.budget.record() if fitted.budget else None,
         "resumed": any(m["resumed"] for m in members),
         # resumed with RNG, callback and data-order state restored: the same model as one run;
         # False = not reproducible: the register gate will not promote it (train afresh)

@@ -33,10 +33,13 @@ class EpochLog(keras.callbacks.Callback):
     left out once there are others); early stopping can end sooner, so it is an upper bound.
     """
 
-    def __init__(self, n_images: int, total_epochs: int | None = None):
+    def __init__(self, n_images: int, total_epochs: int | None = None, steps_per_epoch: int | None = None):
         super().__init__()
         self.n_images = n_images
         self.total_epochs = total_epochs
+        # known: an epoch cut short (train.budget_images) counts only the share of images it ran
+        self.steps_per_epoch = steps_per_epoch
+        self.epoch_images: list[float] = []
         self.epochs: list[int] = []  # 1-based epochs run in this session
         self.resumes: dict[str, bool] = {}  # phase -> resumed with its full state (exact) or not
         self.epoch_seconds: list[float] = []  # training part of each epoch (no validation)
@@ -44,14 +47,17 @@ class EpochLog(keras.callbacks.Callback):
 
     def images_per_second(self) -> float | None:
         """Steady-state training throughput: the first epoch (graph tracing) is left out when possible."""
-        seconds = self.epoch_seconds[1:] or self.epoch_seconds
-        return self.n_images * len(seconds) / sum(seconds) if seconds and sum(seconds) > 0 else None
+        skip = 1 if len(self.epoch_seconds) > 1 else 0
+        seconds, images = sum(self.epoch_seconds[skip:]), sum(self.epoch_images[skip:])
+        return images / seconds if seconds > 0 else None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = self._t_last = time.perf_counter()
+        self._steps = 0
 
     def on_train_batch_end(self, batch, logs=None):
         self._t_last = time.perf_counter()
+        self._steps = batch + 1
 
     def eta(self, epoch: int) -> str:
         """', ETA <= 6m09s' after 1-based epoch (empty when N is unknown or this was the last)."""
@@ -65,6 +71,8 @@ class EpochLog(keras.callbacks.Callback):
         seconds = self._t_last - self._t0
         self.epoch_seconds.append(seconds)
         self.wall_seconds.append(time.perf_counter() - self._t0)
+        share = min(1.0, self._steps / self.steps_per_epoch) if self.steps_per_epoch else 1.0
+        self.epoch_images.append(self.n_images * share)
         shown = " ".join(f"{k}={v:.4g}" for k, v in sorted((logs or {}).items()))
         total = f"/{self.total_epochs}" if self.total_epochs else ""
         log.info(
@@ -72,7 +80,7 @@ class EpochLog(keras.callbacks.Callback):
             epoch + 1,
             total,
             shown,
-            self.n_images / max(seconds, 1e-9),
+            self.epoch_images[-1] / max(seconds, 1e-9),
             eta_text(self.wall_seconds[-1]),
             self.eta(epoch + 1),
         )

@@ -19,6 +19,7 @@ import keras
 from pipeline.config import TrainConfig
 from pipeline.core.errors import ConfigError
 from pipeline.models import applications
+from pipeline.training.budget import Budget, StepBudget
 from pipeline.training.checkpoints import CheckpointDir
 from pipeline.training.data import ArrayBatches, EpochShuffle
 from pipeline.training.epoch_log import EpochLog, LearningRateLog
@@ -127,13 +128,17 @@ def fit(
     runtime: Runtime,
     extra_callbacks: tuple = (),
     steps_per_execution: int | None = None,
+    budget: Budget | None = None,
 ) -> EpochLog:
     """Run every phase not finished yet; leave the best (train.monitor) weights in `model`.
+
+    With a `budget` (cfg resolved by pipeline.training.budget.resolve) phase 'train' stops after
+    exactly budget.steps optimizer steps and its cosine schedule spans those steps.
 
     Class weights travel as per-sample weights in the training batches (ArrayBatches), gathered
     with the images: Keras' `class_weight=` would map them per sample in Python every step.
     """
-    timer = EpochLog(n_images=train_ds.n, total_epochs=cfg.epochs + cfg.fine_tune_epochs)
+    timer = EpochLog(train_ds.n, cfg.epochs + cfg.fine_tune_epochs, steps_per_epoch=len(train_ds))
     for phase in plan_phases(cfg, model):
         done = ckpt.phase_weights(phase.name)
         done_state = done.with_name(f"{phase.name}.done.state.json")
@@ -149,7 +154,8 @@ def fit(
             applications.set_backbone_trainable(model, phase.backbone)
         with runtime.scope():
             steps = len(train_ds)
-            optimizer = make_optimizer(cfg, phase.learning_rate, phase.epochs - phase.initial_epoch, steps)
+            phase_epochs = phase.epochs - phase.initial_epoch
+            optimizer = make_optimizer(cfg, phase.learning_rate, phase_epochs, steps, budget)
             compile_model(model, optimizer, cfg.loss, cfg.label_smoothing, steps_per_execution or 1)
         model._initial_epoch = None  # set by BackupAndRestore of a previous phase; Keras never resets it
         log.info(
@@ -162,6 +168,8 @@ def fit(
             cfg.lr_schedule,
         )
         callbacks = _callbacks(cfg, phase, ckpt, train_ds, val_ds, timer)
+        if budget is not None and phase.name == "train":  # first: the others see the short epoch end
+            callbacks.insert(0, StepBudget(budget.steps, len(train_ds), phase.initial_epoch))
         with runtime.scope(), out_of_memory_as_one_line(cfg, train_ds, runtime):
             model.fit(  # JAX's DataParallel distributes each batch only inside the runtime's scope
                 runtime.shardable(train_ds),

@@ -14,6 +14,7 @@ from typing import Any
 from pipeline.config import TrainConfig
 from pipeline.core.errors import ConfigError
 from pipeline.models import build_model
+from pipeline.training import budget as budgets
 from pipeline.training import checkpoints, export
 from pipeline.training.data import ArrayBatches
 from pipeline.training.fit import fit
@@ -29,10 +30,13 @@ def resume_exact(members: list[dict]) -> bool | None:
 
 @dataclasses.dataclass
 class Fitted:
-    """The fitted members in seed order; `timer` and `runtime` are the last member's."""
+    """The fitted members in seed order; `timer` and `runtime` are the last member's; `tcfg` is the
+    TrainConfig as run (a budget's epochs filled in), `budget` its step plan (None: epochs)."""
 
     monitor: str
     mode: str
+    tcfg: TrainConfig | None = None
+    budget: budgets.Budget | None = None
     models: list = dataclasses.field(default_factory=list)  # float32
     members: list[dict] = dataclasses.field(default_factory=list)  # seed, resume state, selection, img/s
     histories: list[tuple] = dataclasses.field(default_factory=list)  # (CheckpointDir, raw history)
@@ -73,7 +77,9 @@ def fit_members(
     with the same `fingerprint` (+ its seed) and the same `fp_files` contents."""
     train_ds, val_ds = batches
     n_classes, shape = train_ds.n_classes, tuple(int(d) for d in train_ds.images.shape[1:])
-    fitted = Fitted(*monitor_of(tcfg, n_classes))
+    budget = budgets.plan(tcfg, train_ds.n)  # one-line ConfigError before any model is built
+    tcfg = budgets.resolve(tcfg, budget)
+    fitted = Fitted(*monitor_of(tcfg, n_classes), tcfg=tcfg, budget=budget)
     n_members = tcfg.ensemble
     if n_members < 1:
         raise ConfigError(f"train.ensemble is {n_members}; use 1 (one model) or N > 1 seeds to average")
@@ -86,7 +92,7 @@ def fit_members(
         with runtime.scope():
             model = build_model(mcfg, shape, n_classes)
         try:
-            timer = fit(model, train_ds, val_ds, mcfg, ckpt, runtime, callbacks)
+            timer = fit(model, train_ds, val_ds, mcfg, ckpt, runtime, callbacks, budget=budget)
         except BaseException:
             train_ds.close()
             val_ds.close()

@@ -33,12 +33,16 @@ def check_options(cfg: TrainConfig, phase_epochs: int) -> None:
         )
 
 
-def learning_rate(cfg: TrainConfig, peak: float, phase_epochs: int, steps_per_epoch: int):
-    """A float (plateau) or a CosineDecay schedule spanning `phase_epochs` epochs (cosine)."""
+def learning_rate(cfg: TrainConfig, peak: float, phase_epochs: int, steps_per_epoch: int, budget=None):
+    """A float (plateau) or a CosineDecay schedule spanning `phase_epochs` epochs (cosine), or
+    exactly the steps of `budget` (a pipeline.training.budget.Budget) with its warm-up steps."""
     if cfg.lr_schedule != "cosine":
         return peak
-    warmup = cfg.warmup_epochs * steps_per_epoch
-    decay = max(1, (phase_epochs - cfg.warmup_epochs) * steps_per_epoch)
+    if budget is not None:
+        warmup, decay = budget.warmup_steps, max(1, budget.steps - budget.warmup_steps)
+    else:
+        warmup = cfg.warmup_epochs * steps_per_epoch
+        decay = max(1, (phase_epochs - cfg.warmup_epochs) * steps_per_epoch)
     if warmup == 0:
         return keras.optimizers.schedules.CosineDecay(peak, decay_steps=decay)
     return keras.optimizers.schedules.CosineDecay(
@@ -46,10 +50,10 @@ def learning_rate(cfg: TrainConfig, peak: float, phase_epochs: int, steps_per_ep
     )
 
 
-def make_optimizer(cfg: TrainConfig, peak: float, phase_epochs: int, steps_per_epoch: int):
+def make_optimizer(cfg: TrainConfig, peak: float, phase_epochs: int, steps_per_epoch: int, budget=None):
     """Adam or AdamW (decoupled weight decay) at `peak` learning rate, with cfg.lr_schedule."""
     check_options(cfg, phase_epochs)
-    lr = learning_rate(cfg, peak, phase_epochs, steps_per_epoch)
+    lr = learning_rate(cfg, peak, phase_epochs, steps_per_epoch, budget)
     if cfg.optimizer == "adamw":
         return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay)
     return keras.optimizers.Adam(lr)

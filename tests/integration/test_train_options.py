@@ -139,3 +139,31 @@ def test_one_epoch_fit_with_every_new_option(in_tmp):
     np.testing.assert_allclose(hist["learning_rate"], [1e-3, 5e-4, 0.0], atol=1e-7)
     summary = json.loads((outs["model"] / "train_summary.json").read_text())
     assert summary["params"]["train"]["optimizer"] == "adamw"
+
+
+def test_the_train_stage_spends_an_image_budget_and_records_it(in_tmp):
+    """80 images at batch 8 on 32 training images: 10 steps = 2 whole epochs + a half epoch, which
+    is validated and logged; the plan is in train_summary.json. A budget below one pass is refused
+    in one line before any model is built."""
+    from pipeline.stages import train
+
+    cfg = tiny_cfg(epochs=None, budget_images=80, lr_schedule="cosine", warmup_images=16)
+    outs = outputs_in(in_tmp)
+    inputs = write_train_inputs(in_tmp)
+    train.run(cfg, inputs, outs)
+    assert pd.read_csv(outs["history"])["epoch"].tolist() == [1, 2, 3]
+    summary = json.loads((outs["model"] / "train_summary.json").read_text())
+    assert summary["budget"] == {
+        "budget_images": 80,
+        "warmup_images": 16,
+        "steps": 10,
+        "warmup_steps": 2,
+        "steps_per_epoch": 4,
+        "epochs": 3,
+        "last_epoch_steps": 2,
+        "epochs_equivalent": 2.5,
+    }
+    assert summary["params"]["train"]["budget_images"] == 80 and summary["params"]["train"]["epochs"] is None
+    with pytest.raises(ConfigError, match=r"^train.budget_images \(24\) does not cover one pass over the 32"):
+        train.run(tiny_cfg(epochs=None, budget_images=24), inputs, outputs_in(in_tmp, "-short"))
+    assert not (in_tmp / "models-short").exists()

@@ -225,6 +225,26 @@ def test_a_resumed_train_is_the_uninterrupted_run(in_tmp):
         np.testing.assert_array_equal(wa, wb)
 
 
+def test_a_resumed_budget_run_is_the_uninterrupted_run(in_tmp):
+    """train.budget_images 80 on 32 images at batch 8: 10 steps = epochs 1-2 + half of epoch 3.
+    Killed after epoch 2, the resume runs only the short third epoch, on the same cosine curve."""
+    from pipeline.stages import train
+
+    inputs = write_train_inputs(in_tmp)
+    cfg = tiny_cfg(epochs=None, budget_images=80, lr_schedule="cosine", warmup_images=8, dropout=0.3)
+    a, b = outputs_in(in_tmp, "_a"), outputs_in(in_tmp, "_b")
+    train.run(cfg, inputs, a)
+    with pytest.raises(_Kill):
+        train.train(cfg, inputs, b, callbacks=(_kill_after(1),))
+    train.run(cfg, inputs, b)
+    summary = json.loads((b["model"] / "train_summary.json").read_text())
+    assert summary["resume_exact"] is True and summary["epochs_this_run"] == [3]
+    assert summary["budget"]["steps"] == 10 and summary["budget"]["last_epoch_steps"] == 2
+    pd.testing.assert_frame_equal(pd.read_csv(a["history"]), pd.read_csv(b["history"]))
+    for wa, wb in zip(_weights(a["model"]), _weights(b["model"]), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+
+
 def test_a_resume_without_its_rng_state_is_marked_inexact(in_tmp):
     from pipeline.stages import train
 

@@ -38,3 +38,18 @@ def test_reproduce_shows_these_lines_while_a_rebuild_trains():
     from pipeline.registry import reproduce
 
     assert f"{epoch_log.log.name}: epoch" in reproduce._PROGRESS
+
+
+def test_an_epoch_cut_short_by_a_budget_counts_only_the_images_it_ran(monkeypatch, caplog):
+    """10 steps an epoch; the last epoch of a train.budget_images run stops after 4: 40 % of 300."""
+    clock = iter([0.0, 3.0, 3.0, 3.0, 6.0, 6.0, 6.0, 7.2, 7.2])  # begin, last batch, end, ...
+    monkeypatch.setattr(epoch_log.time, "perf_counter", lambda: next(clock))
+    timer = epoch_log.EpochLog(n_images=300, total_epochs=3, steps_per_epoch=10)
+    caplog.set_level(logging.INFO, logger=epoch_log.log.name)
+    for epoch, steps in ((0, 10), (1, 10), (2, 4)):
+        timer.on_epoch_begin(epoch)
+        timer.on_train_batch_end(steps - 1)
+        timer.on_epoch_end(epoch, {})
+    assert timer.epoch_images == [300, 300, 120]
+    assert caplog.records[-1].getMessage().startswith("epoch 3/3:  (100 img/s")
+    assert timer.images_per_second() == pytest.approx(420 / 4.2)
