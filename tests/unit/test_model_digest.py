@@ -31,6 +31,7 @@ def _resave_with_date(path: Path, out: Path, date: str) -> None:
 
 
 def test_same_weights_saved_twice_give_one_digest(tmp_path: Path) -> None:
+    keras.backend.clear_session()  # as in a new process, whatever models earlier tests built
     first = _model()
     first.save(tmp_path / "a.keras")
     keras.backend.clear_session()  # layer names restart as in a new process
