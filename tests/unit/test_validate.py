@@ -135,9 +135,12 @@ def test_decode_pass_rejects_mismatched_lengths() -> None:
         decode_pass(["a", "b"], [None], Limits(8, 8192, 10**8))
 
 
-def test_auto_pool_forks_only_for_many_files() -> None:
+def test_auto_pool_forks_only_for_many_files(monkeypatch) -> None:
+    # a CLI run: the main thread alone (earlier tests in this process may leave live threads behind)
+    monkeypatch.setattr(threading, "enumerate", lambda: [threading.main_thread()])
     assert pick_pool("auto", 10) == "thread"
     assert pick_pool("auto", 10**6) == "process"
+    monkeypatch.undo()
     result: list[str] = []
     worker = threading.Thread(target=lambda: result.append(pick_pool("auto", 10**6)))
     worker.start()
