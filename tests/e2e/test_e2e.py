@@ -100,7 +100,7 @@ def test_train_param_reruns_only_downstream(project):
     params["train"]["epochs"] = 3
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     proc = _run([sys.executable, "-m", "dvc", "repro"], work, env)
-    assert _ran(proc.stdout) == ["train", "evaluate", "register"]  # not preprocess
+    assert _ran(proc.stdout) == ["changes", "train", "evaluate", "register"]  # changes always; not preprocess
 
 
 def _changed(work: Path, env: dict) -> set[str]:
