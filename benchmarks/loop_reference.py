@@ -47,15 +47,17 @@ class _EpochTimer(keras.callbacks.Callback):
 
 
 def _tf_fit(model, x, y, batch_size, epochs, learning_rate, loss, seed) -> dict:
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)  # fit's shuffle; note: also seeds Python's and numpy's globals
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
     timer = _EpochTimer()
     hist = model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=[timer])
+    rate = _steady(timer.seconds, len(x))  # jit_compile: Keras' "auto" is False on a CPU-only TF
     return {
-        "img_s": _steady(timer.seconds, len(x)),
+        "img_s": rate,
         "epoch_seconds": timer.seconds,
         "loss": hist.history["loss"],
         "path": "tf_fit",
+        "jit_compile": bool(model.jit_compile),
     }
 
 
@@ -99,20 +101,12 @@ def _jax_jit(model, x, y, batch_size, epochs, learning_rate, loss, seed) -> dict
         jax.block_until_ready((state, total))
         seconds.append(time.perf_counter() - start)
         losses.append(float(total) / n_batches)
-    trainable, non_trainable, opt_vars = state
-    for variables, values in (
-        (model.trainable_variables, trainable),
-        (model.non_trainable_variables, non_trainable),
-        (optimizer.variables, opt_vars),
-    ):
+    owners = (model.trainable_variables, model.non_trainable_variables, optimizer.variables)
+    for variables, values in zip(owners, state, strict=True):
         for v, value in zip(variables, values, strict=True):
             v.assign(value)
-    return {
-        "img_s": _steady(seconds, n_batches * batch_size),
-        "epoch_seconds": seconds,
-        "loss": losses,
-        "path": "jax_jit",
-    }
+    rate = _steady(seconds, n_batches * batch_size)
+    return {"img_s": rate, "epoch_seconds": seconds, "loss": losses, "path": "jax_jit"}
 
 
 def plain_img_s(
@@ -129,16 +123,14 @@ def plain_img_s(
 
     Returns {"img_s": steady-state img/s (epochs after the first), "epoch_seconds": [...],
     "loss": [mean training loss per epoch], "backend": ..., "path": "tf_fit" | "jax_jit"}.
-    The model keeps the trained weights.
+    The model keeps the trained weights. No loss scaling: meant for float32 models (mixed_float16
+    under JAX would need a LossScaleOptimizer, which TF's compile adds by itself).
     """
     backend = keras.backend.backend()
-    if backend == "tensorflow":
-        out = _tf_fit(model, x, y, batch_size, epochs, learning_rate, loss, seed)
-    elif backend == "jax":
-        out = _jax_jit(model, x, y, batch_size, epochs, learning_rate, loss, seed)
-    else:
+    loop = {"tensorflow": _tf_fit, "jax": _jax_jit}.get(backend)
+    if loop is None:
         raise ValueError(f"no plain loop for the {backend} backend")
-    return {**out, "backend": backend}
+    return {**loop(model, x, y, batch_size, epochs, learning_rate, loss, seed), "backend": backend}
 
 
 def learnable_images(n: int, size: int, channels: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -168,16 +160,8 @@ def main() -> None:
     cfg = TrainConfig(model=args.model, weights="none", batch_size=args.batch_size, epochs=args.epochs)
     model = build_model(cfg, (args.size, args.size, 3), 2)
     x, y = learnable_images(args.n, args.size)
-    out = plain_img_s(
-        model,
-        x,
-        y,
-        args.batch_size,
-        args.epochs,
-        cfg.learning_rate,
-        make_loss(cfg.loss, cfg.label_smoothing),
-        seed=cfg.seed,
-    )
+    loss = make_loss(cfg.loss, cfg.label_smoothing)
+    out = plain_img_s(model, x, y, args.batch_size, args.epochs, cfg.learning_rate, loss, seed=cfg.seed)
     x_val, y_val = learnable_images(512, args.size, seed=1)  # inference mode: BatchNorm's moving stats
     val_acc = float(np.mean(model.predict(x_val, batch_size=128, verbose=0).argmax(1) == y_val.argmax(1)))
     secs, losses = [round(s, 2) for s in out["epoch_seconds"]], [round(v, 4) for v in out["loss"]]
