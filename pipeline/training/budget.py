@@ -113,7 +113,10 @@ class StepBudget(keras.callbacks.Callback):
     """Stop the phase after `steps` optimizer steps, counted from epoch and batch indices (no device
     sync; a resume at an epoch boundary counts the same). Keras ends the epoch there, then validates,
     checkpoints and logs it like a whole one. With steps_per_execution k the stop can come up to
-    k - 1 steps late."""
+    k - 1 steps late.
+
+    It flags the stop as the last step BEGINS (Keras checks the flag after that step): a batch-end
+    hook would make Keras sync on every step's results (pipeline.training.fit)."""
 
     def __init__(self, steps: int, steps_per_epoch: int, initial_epoch: int = 0):
         super().__init__()
@@ -123,7 +126,7 @@ class StepBudget(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_begin(self, batch, logs=None):
         done = (self._epoch - self.initial_epoch) * self.steps_per_epoch + batch + 1
         if done >= self.steps:
             self.model.stop_training = True

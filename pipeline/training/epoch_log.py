@@ -55,9 +55,13 @@ class EpochLog(keras.callbacks.Callback):
         self._t0 = self._t_last = time.perf_counter()
         self._steps = 0
 
+    # its batch hook only reads the clock: Keras may run it off the loop's thread (async dispatch,
+    # out of order; all done before on_epoch_end) instead of syncing on every step's results
+    async_safe = True
+
     def on_train_batch_end(self, batch, logs=None):
-        self._t_last = time.perf_counter()
-        self._steps = batch + 1
+        self._t_last = max(self._t_last, time.perf_counter())
+        self._steps = max(self._steps, batch + 1)
 
     def eta(self, epoch: int) -> str:
         """', ETA <= 6m09s' after 1-based epoch (empty when N is unknown or this was the last)."""

@@ -5,6 +5,9 @@ Phase 'fine_tune' (cfg.fine_tune_epochs > 0) runs [cfg.epochs, cfg.epochs + fine
 at cfg.fine_tune_learning_rate with the backbone's top layers unfrozen (recompiled).
 Both start from the best weights so far; the best weights by train.monitor (val AUC, balanced
 accuracy or val_loss; pipeline.training.selection) after the warm-up are kept at the end.
+Per epoch the val set is predicted once (ValMetrics), and no callback syncs on a step's results
+(batch hooks are async-safe or run at a step's begin), so the loop is the compiled step plus what
+validation costs (benchmarks/epoch_profile.py).
 Optimizer and learning-rate schedule per phase come from pipeline.training.optim
 (train.optimizer, train.lr_schedule); ReduceLROnPlateau runs only with lr_schedule: plateau.
 """
@@ -67,8 +70,10 @@ def compile_model(
     loss: str,
     label_smoothing: float = 0.0,
     steps_per_execution: int = 1,
+    jit_compile: bool | str = "auto",
 ) -> None:
-    """Compile with `optimizer` (a float means Adam at that learning rate) and the named loss."""
+    """Compile with `optimizer` (a float means Adam at that learning rate) and the named loss;
+    `jit_compile` as the runtime says (Runtime.jit_compile: True under JAX)."""
     if not isinstance(optimizer, keras.optimizers.Optimizer):
         optimizer = keras.optimizers.Adam(optimizer)
     model.compile(
@@ -76,10 +81,19 @@ def compile_model(
         loss=make_loss(loss, label_smoothing),
         metrics=["accuracy"],
         steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
     )
 
 
-def _callbacks(cfg: TrainConfig, phase: Phase, ckpt: CheckpointDir, train_ds, val_ds, timer) -> list:
+def _callbacks(
+    cfg: TrainConfig,
+    phase: Phase,
+    ckpt: CheckpointDir,
+    train_ds,
+    val_ds,
+    timer,
+    runtime: Runtime | None = None,
+) -> list:
     if cfg.lr_schedule == "plateau":
         lr_control = keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=cfg.reduce_lr_factor, patience=cfg.reduce_lr_patience
@@ -97,8 +111,9 @@ def _callbacks(cfg: TrainConfig, phase: Phase, ckpt: CheckpointDir, train_ds, va
     )
     precise = [PreciseBatchNorm(train_ds, cfg.precise_bn_batches)] if cfg.precise_bn_batches else []
     return [
-        *precise,  # runs at the start of validation, before anything reads the val figures
-        ValMetrics(val_ds),  # first: the callbacks below read its val_auc / val_balanced_accuracy
+        *precise,  # at the epoch's end, before the one validation pass reads the statistics
+        # the epoch's one validation pass: the callbacks below read its val_loss / val_auc / ...
+        ValMetrics(val_ds, make_loss(cfg.loss, cfg.label_smoothing)),
         EpochShuffle(train_ds),
         timer,
         lr_control,
@@ -156,7 +171,14 @@ def fit(
             steps = len(train_ds)
             phase_epochs = phase.epochs - phase.initial_epoch
             optimizer = make_optimizer(cfg, phase.learning_rate, phase_epochs, steps, budget)
-            compile_model(model, optimizer, cfg.loss, cfg.label_smoothing, steps_per_execution or 1)
+            compile_model(
+                model,
+                optimizer,
+                cfg.loss,
+                cfg.label_smoothing,
+                steps_per_execution or 1,
+                runtime.jit_compile(model),
+            )
         model._initial_epoch = None  # set by BackupAndRestore of a previous phase; Keras never resets it
         log.info(
             "phase %s: epochs %d-%d, lr %g (%s, %s)",
@@ -173,7 +195,7 @@ def fit(
         with runtime.scope(), out_of_memory_as_one_line(cfg, train_ds, runtime):
             model.fit(  # JAX's DataParallel distributes each batch only inside the runtime's scope
                 runtime.shardable(train_ds),
-                validation_data=runtime.shardable(val_ds),
+                # no validation_data: ValMetrics validates, in one pass (Keras' would be a second)
                 epochs=phase.epochs,
                 initial_epoch=phase.initial_epoch,
                 # the dataset orders its own batches from (seed, epoch); Keras' shuffle would reorder

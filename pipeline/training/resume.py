@@ -76,6 +76,9 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     """BackupAndRestore that also saves/restores the state above. Put it LAST in the callback list:
     its on_train_begin must run after the other callbacks reset their counters."""
 
+    # backs up per epoch only, so its batch hook never acts: Keras may dispatch batch hooks async
+    async_safe = True
+
     def __init__(self, backup_dir: str, stateful: tuple = ()):
         super().__init__(backup_dir, double_checkpoint=True)
         self.stateful = list(stateful)

@@ -20,9 +20,12 @@ import keras
 import numpy as np
 
 from pipeline.core.errors import ConfigError
+from pipeline.models.symmetry import walk_layers
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# image layers whose JAX path is keras.ops, though they declare supports_jit = False for TF's kernels
+JIT_SAFE_UNDER_JAX = (keras.layers.RandomRotation, keras.layers.RandomTranslation)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,23 @@ class Runtime:
     @property
     def replicas(self) -> int:
         return self.plan.replicas
+
+    def jit_compile(self, model: keras.Model) -> bool | str:
+        """What model.compile gets: True under JAX, else Keras' "auto".
+
+        Keras jits nothing when one layer says `supports_jit = False`. RandomRotation and
+        RandomTranslation always do (their TensorFlow kernels are not XLA), though under JAX they
+        are keras.ops and trace fine; the Kermany presets' train step then ran op by op, 4-18x
+        below a plain jitted loop of the same model on CPU (benchmarks/results/epoch_profile.md).
+        Under JAX those two are marked jit-safe here. TensorFlow keeps "auto" (op determinism
+        turns XLA off there anyway)."""
+        if self.backend != "jax":
+            return "auto"
+        layers = list(walk_layers(model))
+        for layer in layers:
+            if isinstance(layer, JIT_SAFE_UNDER_JAX):
+                layer.supports_jit = True
+        return True if all(layer.supports_jit for layer in layers) else "auto"
 
     def scope(self):
         """Context in which to build, compile and fit the model (the distribution's scope)."""

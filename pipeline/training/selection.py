@@ -1,8 +1,9 @@
 """Model selection on val: the metric behind checkpointing and early stopping (train.monitor).
 
-`ValMetrics` predicts the val set once per epoch and adds val_auc (binary ROC AUC; one-vs-rest
-macro AUC for more classes), val_macro_auc and val_balanced_accuracy to the epoch logs before any
-other callback reads them. `monitor_of` resolves train.monitor (auto = val_auc for two classes,
+`ValMetrics` is the one validation pass of an epoch: it predicts the val set once and adds val_loss,
+val_accuracy (what Keras' own `validation_data` pass reported, which fit no longer runs: it predicted
+the val set a second time), val_auc (binary ROC AUC; one-vs-rest macro AUC for more classes),
+val_macro_auc and val_balanced_accuracy to the epoch logs before any other callback reads them. `monitor_of` resolves train.monitor (auto = val_auc for two classes,
 val_balanced_accuracy for more) and its direction. Selection never looks at warm-up epochs
 (train.warmup_epochs): `WarmupCheckpoint` and EarlyStopping(start_from_epoch) skip them.
 """
@@ -49,24 +50,38 @@ def val_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
 
 
 class ValMetrics(keras.callbacks.Callback):
-    """Predict `val_ds` (a PyDataset of (x, one-hot y) batches) at each epoch end; add val_metrics."""
+    """Predict `val_ds` (a PyDataset of (x, one-hot y) batches) at each epoch end; add val_loss
+    (`loss` over the whole set, as Keras' size-weighted mean of batch losses, + model.losses),
+    val_accuracy and val_metrics. predict_on_batch takes a batch of any size, also under JAX data
+    parallelism (it does not split the batch over the devices)."""
 
-    def __init__(self, val_ds):
+    def __init__(self, val_ds, loss: keras.losses.Loss):
         super().__init__()
         self.val_ds = val_ds
+        self.loss = loss
 
     def on_epoch_end(self, epoch, logs=None):
         ys, ps = [], []
         for i in range(len(self.val_ds)):
             x, y = self.val_ds[i][:2]
-            ps.append(np.asarray(self.model.predict_on_batch(x), dtype=np.float64))
-            ys.append(np.asarray(y).argmax(-1))
+            ps.append(np.asarray(self.model.predict_on_batch(x), dtype=np.float32))
+            ys.append(np.asarray(y, dtype=np.float32))
+        onehot, proba = np.concatenate(ys), np.concatenate(ps)
+        loss = float(keras.ops.convert_to_numpy(self.loss(onehot, proba)))
+        loss += sum(float(keras.ops.convert_to_numpy(extra)) for extra in self.model.losses)
+        y = onehot.argmax(-1)
         if logs is not None:
-            logs.update(val_metrics(np.concatenate(ys), np.concatenate(ps)))
+            logs.update(val_loss=loss, val_accuracy=float(np.mean(proba.argmax(-1) == y)))
+            logs.update(val_metrics(y, proba.astype(np.float64)))
 
 
 class WarmupCheckpoint(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint that ignores epochs before `start_epoch` (no choice during warm-up)."""
+    """ModelCheckpoint that ignores epochs before `start_epoch` (no choice during warm-up).
+
+    It saves per epoch only, so its batch hook never acts: `async_safe` lets Keras run batch hooks
+    off the training loop's thread instead of syncing every step (pipeline.training.fit)."""
+
+    async_safe = True
 
     def __init__(self, *args, start_epoch: int = 0, **kwargs):
         super().__init__(*args, **kwargs)

@@ -8,7 +8,7 @@ side runs this file as a script in a subprocess (`python tests/integration/test_
   application  - the same for mobilenetv2 (weights none, 32 px): XLA compiles it for minutes on
                  2 busy CPU cores.
   data_parallel - 2 forced host CPU devices: Runtime reports 2 replicas, a 1-epoch train splits
-                 every batch over both (a short last batch padded), an odd batch size is refused.
+                 every training batch over both, an odd batch size is refused.
 The TensorFlow side then loads the JAX-trained models and compares probabilities. The
 subprocess cannot import tensorflow (as on a GPU host with JAX only): a JAX-path import of it fails.
 """
@@ -231,13 +231,14 @@ def test_jax_data_parallel_splits_each_batch_over_two_devices(tmp_path):
     assert result["runtime"]["devices"] == ["cpu:0", "cpu:1"]
     assert result["runtime"]["replicas"] == 2 and result["runtime"]["distribution"] == "data_parallel"
     assert result["epochs_run"] == 1
-    # train: 5 full batches of 8 (the last one filled up); val: 2 batches of 8 + 1 image padded to 2
-    # (Keras also distributes one batch to peek at shapes): every batch split in equal halves over
-    # both devices, and the one short batch is val's
+    # train: 5 full batches of 8 (the last one filled up), each split in equal halves over both
+    # devices (Keras also distributes one batch to peek at shapes). Val (17 = 2 x 8 + 1) is predicted
+    # by ValMetrics with predict_on_batch, which does not split a batch: its last batch of 1 needs no
+    # padding, and the epoch (validated) ran
     for shapes in result["shards"]:
         assert len(shapes) == 2 and shapes[0] == shapes[1], shapes
     per_device = sorted(shapes[0][0] for shapes in result["shards"])
-    assert per_device[0] == 1 and set(per_device[1:]) == {4} and len(per_device) >= 8, result["shards"]
+    assert set(per_device) == {4} and len(per_device) >= 5, result["shards"]
     assert "train.batch_size 7 must be a multiple of the 2 devices" in result["refused"]
 
 

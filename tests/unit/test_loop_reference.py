@@ -27,7 +27,7 @@ def _tiny_model() -> keras.Model:
     x = keras.layers.Rescaling(1 / 255)(inputs)
     x = keras.layers.RandomFlip("horizontal", seed=1)(x)
     x = keras.layers.Conv2D(4, 3, padding="same")(x)
-    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dropout(0.2, seed=2)(x)
     return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
@@ -47,11 +47,10 @@ def test_plain_loop_trains_and_writes_state_back():
         v.path: not np.array_equal(b, np.array(v)) for v, b in zip(model.variables, before, strict=True)
     }
     assert all(changed[v.path] for v in model.trainable_variables), changed
-    assert changed["batch_normalization/moving_mean"], changed  # BatchNorm statistics came back
+    assert changed["bn/moving_mean"], changed  # BatchNorm statistics came back
     # each SeedGenerator state is [seed, counter] and one draw adds 1 to the counter: 2 epochs x 4 steps
     # give +8 only when every step gets the state the step before returned (a loop reusing the first
     # state each step would show +1)
-    counters = {
-        v.path: int(np.array(v)[1]) for v in model.non_trainable_variables if "seed_generator" in v.path
-    }
-    assert counters == {"seed_generator/seed_generator_state": 8, "seed_generator_1/seed_generator_state": 8}
+    # (the flip's and the dropout's; their names count up with every model built before in the process)
+    counters = [int(np.array(v)[1]) for v in model.non_trainable_variables if "seed_generator" in v.path]
+    assert counters == [8, 8], counters
