@@ -85,15 +85,7 @@ def compile_model(
     )
 
 
-def _callbacks(
-    cfg: TrainConfig,
-    phase: Phase,
-    ckpt: CheckpointDir,
-    train_ds,
-    val_ds,
-    timer,
-    runtime: Runtime | None = None,
-) -> list:
+def _callbacks(cfg: TrainConfig, phase: Phase, ckpt: CheckpointDir, train_ds, val_ds, timer) -> list:
     if cfg.lr_schedule == "plateau":
         lr_control = keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=cfg.reduce_lr_factor, patience=cfg.reduce_lr_patience

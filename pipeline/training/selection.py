@@ -3,8 +3,9 @@
 `ValMetrics` is the one validation pass of an epoch: it predicts the val set once and adds val_loss,
 val_accuracy (what Keras' own `validation_data` pass reported, which fit no longer runs: it predicted
 the val set a second time), val_auc (binary ROC AUC; one-vs-rest macro AUC for more classes),
-val_macro_auc and val_balanced_accuracy to the epoch logs before any other callback reads them. `monitor_of` resolves train.monitor (auto = val_auc for two classes,
-val_balanced_accuracy for more) and its direction. Selection never looks at warm-up epochs
+val_macro_auc and val_balanced_accuracy to the epoch logs before any other callback reads them.
+`monitor_of` resolves train.monitor (auto = val_auc for two classes, val_balanced_accuracy for
+more) and its direction. Selection never looks at warm-up epochs
 (train.warmup_epochs): `WarmupCheckpoint` and EarlyStopping(start_from_epoch) skip them.
 """
 
