@@ -62,7 +62,7 @@ def train_config(preset: str, epochs: int):
 
 
 class Clock:
-    """Seconds per (epoch, part) and the hook order probes need."""
+    """Seconds per (epoch, part), and the marks the probes set within an epoch."""
 
     def __init__(self):
         self.parts: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -89,20 +89,14 @@ def probes(clock: Clock):
             clock.marks = {"begin": time.perf_counter()}
 
         def on_test_begin(self, logs=None):
-            clock.marks.setdefault("train_end", time.perf_counter())
             clock.marks["test_begin"] = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            clock.marks.setdefault("train_end", time.perf_counter())
 
     class Last(keras.callbacks.Callback):  # runs after every other callback's hook
         def on_test_end(self, logs=None):
             clock.parts[clock.epoch]["validation_wall"] += time.perf_counter() - clock.marks["test_begin"]
 
         def on_epoch_end(self, epoch, logs=None):
-            now, marks = time.perf_counter(), clock.marks
-            clock.parts[epoch]["wall"] = now - marks["begin"]
-            clock.parts[epoch]["train_part"] = marks["train_end"] - marks["begin"]
+            clock.parts[epoch]["wall"] = time.perf_counter() - clock.marks["begin"]
 
     return First(), Last()
 
@@ -120,9 +114,7 @@ def instrument(callbacks: list, clock: Clock) -> list:
         for hook in [h for h in dir(keras.callbacks.Callback) if h.startswith("on_")]:
             if getattr(type(cb), hook) is getattr(keras.callbacks.Callback, hook):
                 continue
-            part = "batch_hooks" if hook in BATCH_HOOKS else name
-            if name == "precise_bn" or name == "val_metrics":
-                part = name
+            part = "batch_hooks" if hook in BATCH_HOOKS and name == "callbacks" else name
             setattr(cb, hook, clock.timed(part, getattr(cb, hook)))
     return callbacks
 
