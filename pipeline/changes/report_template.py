@@ -2,23 +2,19 @@
 no external file). The first screen (#headline) holds the status, the counts, every flag, any
 relabelled batch and vanished class; the details follow."""
 
+from pipeline.evaluation.report_template import BASE_CSS
+
 TEMPLATE = """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <title>medpipe: what changed since the champion</title>
 <style>
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 24px auto; max-width: 1100px;
-       color: #222; line-height: 1.4; }
-h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #ddd; padding-bottom: 4px; margin-top: 1.6em; }
-table { border-collapse: collapse; margin: 8px 0 16px; font-size: 0.92em; }
-th, td { border: 1px solid #ccc; padding: 4px 10px; text-align: right; } th { background: #f3f3f3; }
-td.name, th.name { text-align: left; }
+/* BASE_CSS */
 .counts { display: flex; flex-wrap: wrap; gap: 12px; margin: 10px 0; }
 .count { border: 1px solid #ccc; border-radius: 6px; padding: 6px 14px; min-width: 90px; text-align: center; }
 .count b { display: block; font-size: 1.5em; }
 .flag { background: #fdecea; border-left: 4px solid #d93025; padding: 6px 12px; margin: 4px 0; }
-.note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 8px 12px; }
 .ok { background: #e8f5e9; border-left: 4px solid #2e7d32; padding: 8px 12px; }
 figure { margin: 0 0 12px; } img { max-width: 100%; }
 </style>
@@ -99,4 +95,4 @@ training images: MMD<sup>2</sup> {{ doc.embedding.mmd2 | num }}, permutation p-v
 {% else %}<p>No new labelled image the champion could score.</p>{% endif %}
 </body>
 </html>
-"""
+""".replace("/* BASE_CSS */\n", BASE_CSS)

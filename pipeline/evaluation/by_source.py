@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import pearsonr, spearmanr
+from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from pipeline.evaluation import metrics
+from pipeline.evaluation import metrics, patient_fraction
 from pipeline.evaluation.predictions import Predictions, Task
 
 
@@ -40,25 +40,22 @@ def per_magnification(task: Task, test: Predictions, test_df: pd.DataFrame, thre
 
 
 def slide_positive_fraction(task: Task, test: Predictions, threshold: float) -> dict:
-    """IDC: per-slide predicted vs true share of positive patches."""
-    frame = pd.DataFrame(
-        {
-            "slide": test.patients,
-            "true": test.y == task.positive,
-            "pred": test.proba[:, task.positive] >= threshold,
-        }
+    """IDC: per-slide predicted vs true share of positive patches (the shares and their MAE /
+    Pearson r are pipeline.evaluation.patient_fraction's, the headline's FRACTION mode; Spearman
+    is added here)."""
+    true, pred, _ = patient_fraction.positive_fractions(
+        test.y, test.proba, test.patients, task.positive, threshold
     )
-    per_slide = frame.groupby("slide")[["true", "pred"]].mean()
-    if len(per_slide) < 3:
-        return {"n_slides": len(per_slide), "note": "fewer than 3 slides"}
-    t, p = per_slide["true"].to_numpy(float), per_slide["pred"].to_numpy(float)
-    constant = np.ptp(t) == 0 or np.ptp(p) == 0
+    if len(true) < 3:
+        return {"n_slides": len(true), "note": "fewer than 3 slides"}
+    agree = patient_fraction.fraction_agreement(true, pred)
+    pearson = agree["fraction_pearson"]  # None when either share is constant
     return {
         "rule": "per slide: share of patches predicted IDC vs true share of IDC patches",
-        "n_slides": len(per_slide),
-        "mean_abs_error": round(float(np.abs(p - t).mean()), 4),
-        "pearson": None if constant else round(float(pearsonr(t, p)[0]), 4),
-        "spearman": None if constant else round(float(spearmanr(t, p)[0]), 4),
+        "n_slides": len(true),
+        "mean_abs_error": round(agree["fraction_mae"], 4),
+        "pearson": None if pearson is None else round(pearson, 4),
+        "spearman": None if pearson is None else round(float(spearmanr(true, pred)[0]), 4),
     }
 
 

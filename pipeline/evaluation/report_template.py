@@ -1,21 +1,25 @@
 """Jinja2 template of the self-contained evaluation report (kept in a module so it ships with
 the package; rendered with autoescape, images inline as base64 PNG, no external files or JS)."""
 
+# The page style shared with reports/changes.html (pipeline.changes.report_template).
+BASE_CSS = """body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 24px auto; max-width: 1100px;
+       color: #222; line-height: 1.4; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #ddd; padding-bottom: 4px; margin-top: 1.6em; }
+table { border-collapse: collapse; margin: 8px 0 16px; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 4px 10px; text-align: right; } th { background: #f3f3f3; }
+td.name, th.name { text-align: left; }
+.note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 8px 12px; }
+"""
+
 TEMPLATE = """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <title>medpipe evaluation report: {{ model_name }}</title>
 <style>
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 24px auto; max-width: 1100px;
-       color: #222; line-height: 1.4; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #ddd; padding-bottom: 4px; margin-top: 1.6em; }
-table { border-collapse: collapse; margin: 8px 0 16px; font-size: 0.92em; }
-th, td { border: 1px solid #ccc; padding: 4px 10px; text-align: right; } th { background: #f3f3f3; }
-td.name, th.name { text-align: left; }
+/* BASE_CSS */
 .grid { display: flex; flex-wrap: wrap; gap: 16px; } .grid figure { margin: 0; }
 figcaption { font-size: 0.85em; color: #555; max-width: 460px; }
-.note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 8px 12px; }
 code { font-size: 0.9em; }
 </style>
 </head>
@@ -114,7 +118,7 @@ threshold {{ patient.threshold | num }}{% endif %}. Test patients: {{ patient.n_
 <ul>{% for item in limitations %}<li>{{ item }}</li>{% endfor %}</ul>
 </body>
 </html>
-"""
+""".replace("/* BASE_CSS */\n", BASE_CSS)
 
 METRIC_TABLE_MACRO = """{% macro metric_table(rows) %}
 <table>

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers.evaluate_inputs import small_cfg, write_evaluate_inputs
-from helpers.registered_champion import REGISTER_IN, REGISTER_OUT, settings
+from helpers.evaluate_inputs import small_cfg
+from helpers.registered_champion import REGISTER_IN, REGISTER_OUT, project, settings
 from pipeline import config
 from pipeline.core import manifest
 from pipeline.stages import evaluate, preprocess, register
@@ -83,18 +83,11 @@ def lock_and_cache(root: Path) -> None:
 
 def build(tmp_path_factory: pytest.TempPathFactory):
     """Yield (root, registered.json record); cwd and MLFLOW_TRACKING_URI point at root meanwhile."""
-    root = tmp_path_factory.mktemp("changes")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        mp.delenv("MEDPIPE_LINEAGE_DB", raising=False)
-        mp.delenv("DVC_EXP_NAME", raising=False)
-        inputs, outputs = write_evaluate_inputs(root)
+    with project(tmp_path_factory, "changes") as (root, inputs, outputs):
         write_validated(root, _splits(root))
         lock_and_cache(root)
         evaluate.run(small_cfg(), inputs, outputs)
-        record = register.run(settings(), REGISTER_IN, REGISTER_OUT)
-        yield root, record
+        yield root, register.run(settings(), REGISTER_IN, REGISTER_OUT)
 
 
 def _gamma(src: Path, dst: Path, gamma: float) -> str:

@@ -3,6 +3,7 @@ augmentation layers, evaluated with TTA and registered in a per-module MLflow sq
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import keras
@@ -49,16 +50,22 @@ def settings(**over) -> config.Config:
     return config.from_dict({**base, **over})
 
 
-def build(tmp_path_factory: pytest.TempPathFactory):
-    """Yield (project root, registered.json record) with cwd and MLFLOW_TRACKING_URI set to it."""
-    root = tmp_path_factory.mktemp("pyfunc")
+@contextlib.contextmanager
+def project(tmp_path_factory: pytest.TempPathFactory, name: str):
+    """(root, evaluate inputs, evaluate outputs) of a fresh project holding the evaluate-stage
+    inputs; cwd and MLFLOW_TRACKING_URI point at root meanwhile (no lineage db, no DVC experiment)."""
+    root = tmp_path_factory.mktemp(name)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
         mp.delenv("MEDPIPE_LINEAGE_DB", raising=False)
         mp.delenv("DVC_EXP_NAME", raising=False)
-        inputs, outputs = write_evaluate_inputs(root)
+        yield (root, *write_evaluate_inputs(root))
+
+
+def build(tmp_path_factory: pytest.TempPathFactory):
+    """Yield (project root, registered.json record) with cwd and MLFLOW_TRACKING_URI set to it."""
+    with project(tmp_path_factory, "pyfunc") as (root, inputs, outputs):
         custom_layer_model().save(root / "models" / "model.keras")
         evaluate.run(small_cfg(tta=True), inputs, outputs)  # 8 views: flips x quarter turns
-        record = register.run(settings(), REGISTER_IN, REGISTER_OUT)
-        yield root, record
+        yield root, register.run(settings(), REGISTER_IN, REGISTER_OUT)
