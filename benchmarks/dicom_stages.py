@@ -14,6 +14,7 @@ compared (goal: within .005). Results go into benchmarks/results/dicom.json unde
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -83,15 +84,11 @@ def run_arm(arm: str, over: dict) -> dict:
     for section, values in over.items():
         for key, value in values.items():
             params[section][key] = value
-    cwd = Path.cwd()
-    os.chdir(work)
-    try:
+    with contextlib.chdir(work):
         start = time.perf_counter()
         seconds = run_graph(params, until="evaluate")
         metrics = json.loads(Path("reports/metrics.json").read_text())
         test = sorted(set(pd.read_csv("data/splits/test.csv")["patient_id"]))
-    finally:
-        os.chdir(cwd)
     return {
         "roc_auc": metrics["roc_auc"],
         "n_test": metrics.get("n_test"),

@@ -16,6 +16,7 @@ benchmarks/out/kermany_runs.jsonl with val (and test) figures, params, stage sec
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -56,19 +57,16 @@ def _test_scores() -> dict:
 
 def run_one(preset: str, raw: dict, test: bool, keep: Path) -> dict:
     """Run the stages in `keep` (kept: a chosen run's test is scored later with --score-test)."""
-    here, t0, load = os.getcwd(), time.perf_counter(), os.getloadavg()
+    t0, load = time.perf_counter(), os.getloadavg()
     shutil.rmtree(keep, ignore_errors=True)
     keep.mkdir(parents=True)
-    os.chdir(keep)
-    try:
+    with contextlib.chdir(keep):
         seconds = run_graph(raw, until="evaluate" if test else "train")
         out = {"val": val_scores(raw.get("evaluate", {}).get("tta", False))}
         summary = json.loads(Path("models/train_summary.json").read_text())
         split = json.loads(Path("reports/split.json").read_text())
         if test:
             out["test"] = _test_scores()
-    finally:
-        os.chdir(here)
     n_train = summary["n_train"]
     return {
         "preset": preset,
@@ -93,9 +91,8 @@ def score_test(preset: str, tag: str, seeds: range) -> None:
     from pipeline.core import dvc_files
 
     for seed in seeds:
-        here = os.getcwd()
-        os.chdir(KEPT / f"{tag}-seed{seed}")
-        try:  # ingest (the images, if removed) then evaluate on the kept models/ and data/splits
+        # ingest (the images, if removed) then evaluate on the kept models/ and data/splits
+        with contextlib.chdir(KEPT / f"{tag}-seed{seed}"):
             for stage in ("ingest", "evaluate"):
                 name, ins, outs = stage_io(dvc_files.stages(ROOT / "dvc.yaml")[stage]["cmd"])
                 stage_runner.run_stage(name, Path("params.yaml"), ins, outs)
@@ -106,8 +103,6 @@ def score_test(preset: str, tag: str, seeds: range) -> None:
                 "test": _test_scores(),
                 "scored": "test once",
             }
-        finally:
-            os.chdir(here)
         with RUNS.open("a") as fh:
             fh.write(json.dumps(record) + "\n")
         print(json.dumps(record), flush=True)

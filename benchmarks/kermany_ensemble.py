@@ -17,9 +17,9 @@ prints the val figures of every kept run of a tag (seeds and ensemble) with and 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
-import os
 import shutil
 
 try:
@@ -32,8 +32,6 @@ except ImportError:  # pragma: no cover
 from pipeline.config import presets
 from pipeline.evaluation.predictions import load_model
 from pipeline.models import ensemble
-
-log = logging.getLogger("benchmarks.kermany_ensemble")
 
 
 def assemble(preset: str, tag: str, seeds: range) -> dict:
@@ -54,33 +52,23 @@ def assemble(preset: str, tag: str, seeds: range) -> dict:
     model = ensemble.average(models, name=f"{tag}_x{len(models)}")
     model.save(out / "models" / "model.keras")
     tta = presets.load(preset).get("evaluate", {}).get("tta", False)
-    here = os.getcwd()
-    os.chdir(out)
-    try:
+    with contextlib.chdir(out):
         val = val_scores(tta)
-    finally:
-        os.chdir(here)
     return {
         "tag": f"{tag}-ens",
         "seed": seeds.start,
         "preset": preset,
-        "members": [s for s in seeds],
+        "members": list(seeds),
         "val": val,
     }
 
 
 def tta_off(tag: str) -> None:
     """Val figures of each kept run of `tag` (seed<N>, ens-seed<N>) with TTA on and off."""
-    here = os.getcwd()
     for run in sorted(KEPT.glob(f"{tag}-*seed*")):
-        os.chdir(run)
-        try:
-            print(
-                json.dumps({"run": run.name, "tta": val_scores(True), "no_tta": val_scores(False)}),
-                flush=True,
-            )
-        finally:
-            os.chdir(here)
+        with contextlib.chdir(run):
+            scores = {"run": run.name, "tta": val_scores(True), "no_tta": val_scores(False)}
+        print(json.dumps(scores), flush=True)
 
 
 def main() -> None:

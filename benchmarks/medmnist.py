@@ -15,6 +15,7 @@ Configurations are chosen on val AUC / ACC only; test is reported, never used to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -90,13 +91,8 @@ def run_pipeline(flag: str, raw: dict) -> dict:
 def run_one(flag: str, raw: dict, tag: str) -> dict:
     load_before = os.getloadavg()
     t0 = time.perf_counter()
-    here = os.getcwd()
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chdir(tmp)
-        try:
-            figures = run_pipeline(flag, raw)
-        finally:
-            os.chdir(here)
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
+        figures = run_pipeline(flag, raw)
     goal = GOALS.get(flag, (0.0, 0.0))
     return {
         "dataset": flag,
