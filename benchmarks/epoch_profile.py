@@ -17,6 +17,9 @@ batch `train_on_batch` calls), so one steady-state epoch splits into:
   precise_bn  BatchNorm statistics re-estimated before validation
   callbacks   every other callback (checkpoints, CSV history, resumable backup, LR, early stop)
 `gather_cpu` is the thread time spent gathering batches (overlapped with steps by the prefetch).
+Under TF, `step_seconds_in_loop` is the median step inside fit (batch begin -> end): near the step
+alone when the loop's cost is gaps between steps. --tf-malloc trains without KeepFreedMemory
+(pipeline/training/allocator.py): the A/B of that fix, in one sitting.
 Writes benchmarks/results/epoch_profile_<backend>.json; --summary prints both as one table.
 """
 
@@ -68,6 +71,7 @@ class Clock:
         self.parts: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self.epoch = 0
         self.marks: dict[str, float] = {}
+        self.steps: dict[int, list[float]] = defaultdict(list)  # per step, inside fit (TF only)
 
     def timed(self, part: str, fn):
         def wrapper(*args, **kwargs):
@@ -91,6 +95,9 @@ def probes(clock: Clock):
         def on_test_begin(self, logs=None):
             clock.marks["test_begin"] = time.perf_counter()
 
+        def on_train_batch_begin(self, batch, logs=None):
+            clock.marks["batch_begin"] = time.perf_counter()
+
     class Last(keras.callbacks.Callback):  # runs after every other callback's hook
         def on_test_end(self, logs=None):
             clock.parts[clock.epoch]["validation_wall"] += time.perf_counter() - clock.marks["test_begin"]
@@ -98,6 +105,11 @@ def probes(clock: Clock):
         def on_epoch_end(self, epoch, logs=None):
             clock.parts[epoch]["wall"] = time.perf_counter() - clock.marks["begin"]
 
+        def on_train_batch_end(self, batch, logs=None):  # TF's CPU step has ended when this runs
+            clock.steps[clock.epoch].append(time.perf_counter() - clock.marks["batch_begin"])
+
+    if keras.backend.backend() != "tensorflow":  # JAX dispatches async: a batch hook would sync it
+        del First.on_train_batch_begin, Last.on_train_batch_end
     return First(), Last()
 
 
@@ -151,6 +163,7 @@ def plain_reference(cfg, x, labels, n_classes: int, epochs: int) -> dict:
 
 
 def profile_case(name: str, args) -> dict:
+    import keras
     import numpy as np
 
     from pipeline.models import build_model
@@ -180,13 +193,15 @@ def profile_case(name: str, args) -> dict:
             ds.gather = clock.timed("gather_cpu", ds.gather)
         with runtime.scope():
             model = build_model(cfg, images.shape[1:], n_classes)
-        make = fit_mod._callbacks
+        make, keep = fit_mod._callbacks, fit_mod.KeepFreedMemory
         first, last = probes(clock)
         fit_mod._callbacks = lambda *a, **k: [first, *instrument(make(*a, **k), clock)]
+        if args.tf_malloc:
+            fit_mod.KeepFreedMemory = keras.callbacks.Callback
         try:
             fit_mod.fit(model, train, val, cfg, CheckpointDir(Path(tmp)), runtime, (last,))
         finally:
-            fit_mod._callbacks = make
+            fit_mod._callbacks, fit_mod.KeepFreedMemory = make, keep
         step = step_seconds(model, train.gather(0))
         train.close()
         val.close()
@@ -208,6 +223,7 @@ def profile_case(name: str, args) -> dict:
         extra = {k: e.get(k, 0.0) for k in ("gather_cpu", "batch_hooks")}
         rows.append({"wall": e["wall"], **extra, **part})
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    in_loop = [t for e in sorted(clock.steps) if e >= 1 for t in clock.steps[e]]
     share = {k: med[k] / med["wall"] for k in PARTS}
     return {
         "case": name,
@@ -219,6 +235,10 @@ def profile_case(name: str, args) -> dict:
         "n_val": n_val,
         "steps_per_epoch": steps,
         "step_seconds": step,
+        # the same step inside fit (batch begin -> end, input wait included; TF only): above
+        # step_seconds when the loop slows the step itself rather than adding gaps between steps
+        "step_seconds_in_loop": statistics.median(in_loop) if in_loop else None,
+        "malloc": "tf" if args.tf_malloc else "kept",
         "epoch_seconds": med,
         "share": share,
         "train_img_s": n_train / (med["wall"] - med["validation"] - med["val_metrics"] - med["precise_bn"]),
@@ -231,16 +251,17 @@ def print_table(docs: list[dict]) -> None:
     head = (
         f"{'backend':10s} {'case':15s} {'px':>4s} {'img/s':>6s} {'plain':>6s} {'ratio':>5s} {'epoch s':>8s} "
     )
-    head += " ".join(f"{p:>11s}" for p in PARTS)
+    head += " ".join(f"{p:>11s}" for p in PARTS) + "  in-loop/alone"
     print(head)
     for doc in docs:
         print(f"-- {doc['backend']} {doc['label']} ({doc['date']})")
         for row in doc["cases"]:
             shares = " ".join(f"{100 * row['share'][p]:10.1f}%" for p in PARTS)
             plain = (row["reference"] or {}).get("img_s", float("nan"))
+            in_loop = (row.get("step_seconds_in_loop") or float("nan")) / row["step_seconds"]
             print(
                 f"{doc['backend']:10s} {row['case']:15s} {row['image_size']:4d} {row['train_img_s']:6.1f} "
-                f"{plain:6.1f} {row['train_img_s'] / plain:5.2f} {row['epoch_seconds']['wall']:8.1f} {shares}"
+                f"{plain:6.1f} {row['train_img_s'] / plain:5.2f} {row['epoch_seconds']['wall']:8.1f} {shares}  {in_loop:13.2f}"
             )
 
 
@@ -249,7 +270,13 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
     parser.add_argument("--epochs", type=int, default=4, help="the first (compilation) is left out")
     parser.add_argument("--no-reference", dest="reference", action="store_false", help="skip the plain loop")
+    parser.add_argument(
+        "--tf-malloc",
+        action="store_true",
+        help="train without KeepFreedMemory: TF's malloc thresholds, as before pipeline/training/allocator.py",
+    )
     parser.add_argument("--label", default="", help="a tag for the run (e.g. the commit), kept in the JSON")
+    parser.add_argument("--out", type=Path, help="JSON path (default results/epoch_profile_<backend>.json)")
     parser.add_argument("--summary", action="store_true", help="print the saved JSON of both backends")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -276,7 +303,7 @@ def main() -> None:
         "epochs": args.epochs,
         "cases": rows,
     }
-    out = RESULTS / f"epoch_profile_{backend}.json"
+    out = args.out or RESULTS / f"epoch_profile_{backend}.json"
     out.write_text(json.dumps(doc, indent=2) + "\n")
     print_table([doc])
 

@@ -22,6 +22,7 @@ import keras
 from pipeline.config import TrainConfig
 from pipeline.core.errors import ConfigError
 from pipeline.models import applications
+from pipeline.training.allocator import KeepFreedMemory
 from pipeline.training.budget import Budget, StepBudget
 from pipeline.training.checkpoints import CheckpointDir
 from pipeline.training.data import ArrayBatches, EpochShuffle
@@ -103,6 +104,7 @@ def _callbacks(cfg: TrainConfig, phase: Phase, ckpt: CheckpointDir, train_ds, va
     )
     precise = [PreciseBatchNorm(train_ds, cfg.precise_bn_batches)] if cfg.precise_bn_batches else []
     return [
+        KeepFreedMemory(),  # TF's dataset would make every step page-fault its activations anew
         *precise,  # at the epoch's end, before the one validation pass reads the statistics
         # the epoch's one validation pass: the callbacks below read its val_loss / val_auc / ...
         ValMetrics(val_ds, make_loss(cfg.loss, cfg.label_smoothing)),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers.script_module import load_script
 from prefect import Flow
 from prefect.server.schemas.schedules import CronSchedule  # the server's: it computes fire times
 
@@ -27,10 +27,7 @@ def _deployment(prefect_yaml: dict, name: str) -> dict:
 
 def _load_entrypoint(entrypoint: str) -> Flow:
     path, _, func = entrypoint.partition(":")
-    spec = importlib.util.spec_from_file_location(f"entry_{func}", ROOT / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return getattr(module, func)
+    return getattr(load_script(path, f"entry_{func}"), func)
 
 
 def test_prefect_yaml_matches_prefects_own_schema(prefect_yaml):

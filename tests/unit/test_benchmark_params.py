@@ -3,17 +3,12 @@ section, so a preset change (e.g. an image-step budget) can make them contradict
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from helpers.script_module import load_script
 
 from pipeline import config
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "medmnist_params.py"
-_spec = importlib.util.spec_from_file_location("medmnist_params", SCRIPT)
-medmnist_params = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(medmnist_params)
+medmnist_params = load_script("benchmarks/medmnist_params.py")
 
 
 @pytest.mark.parametrize("flag", sorted(medmnist_params.GOALS))

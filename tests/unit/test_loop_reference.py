@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import keras
 import numpy as np
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "loop_reference.py"
+from helpers.script_module import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("loop_reference", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/loop_reference.py")
 
 
 def _tiny_model() -> keras.Model:
