@@ -1,13 +1,16 @@
 """glibc malloc settings for training: a step's large tensors reuse freed memory, not fresh pages.
 
-TensorFlow's generator dataset (the path Keras' TF trainer takes for a PyDataset, so every train
-and predict run here) calls `mallopt(M_TRIM_THRESHOLD, 128 KiB)` once per process, at the first
-batch ("Memory patch applied" in the log). Setting any threshold turns glibc's dynamic mmap
+TensorFlow's generator dataset (the path Keras' TF trainer takes for a PyDataset, so every
+training run here; prediction calls predict_on_batch and never builds one) calls
+`mallopt(M_TRIM_THRESHOLD, 128 KiB)` once per process, at the first batch ("Memory patch applied"
+in the log). Setting any threshold turns glibc's dynamic mmap
 threshold off, so from then on every buffer of 128 KiB or more (a conv activation at 224 px is
 megabytes) is mmapped fresh and unmapped again when freed: each step page-faults its activations
 anew. On the breakhis preset (224 px, batch 16, 2 cores) that was ~116k minor faults and ~320 ms
 of kernel time in a ~800 ms step; with `keep_freed_memory()` re-applied after TF's patch, ~24k
-and ~90 ms, and the step ~22 % faster (benchmarks/results/epoch_profile.md).
+and ~90 ms, and the step ~22 % faster. Whole epochs: kermany-3class (128 px) 28.9 -> 62.1 img/s
+in one sitting, and its kermany-dev training 932 -> 462 s with the same model to four places
+(benchmarks/results/epoch_profile.md, runs.md session 9).
 
 The cost: freed memory up to KEEP_BYTES stays in the process for reuse instead of going back to
 the OS (peak use is unchanged: the same tensors are live at the peak). Other C libraries (musl,
