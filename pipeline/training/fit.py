@@ -104,10 +104,10 @@ def _callbacks(cfg: TrainConfig, phase: Phase, ckpt: CheckpointDir, train_ds, va
     )
     precise = [PreciseBatchNorm(train_ds, cfg.precise_bn_batches)] if cfg.precise_bn_batches else []
     return [
-        KeepFreedMemory(),  # TF's dataset would make every step page-fault its activations anew
         *precise,  # at the epoch's end, before the one validation pass reads the statistics
         # the epoch's one validation pass: the callbacks below read its val_loss / val_auc / ...
         ValMetrics(val_ds, make_loss(cfg.loss, cfg.label_smoothing)),
+        KeepFreedMemory(),  # TF's dataset would make every step page-fault its activations anew
         EpochShuffle(train_ds),
         timer,
         lr_control,
